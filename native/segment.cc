@@ -1,0 +1,161 @@
+// POSIX shared-memory segments: create (exclusive, reserved with posix_fallocate), size, grow, unlink, list,
+// and map as a SharedArrayBuffer. Each call opens and closes its own descriptor: a mapping does not need one.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "errors.h"
+#include "modules.h"
+#include "shared_buffer.h"
+#include "unique_fd.h"
+
+namespace shmx {
+namespace {
+
+constexpr off_t kReserveChunk = 64 << 20;  // posix_fallocate step: bounded work per call, errors stop early
+
+std::string Path(const std::string& name) { return "/" + name; }
+
+// Reserves [from, to) in chunks so that an exhausted /dev/shm shows as ENOSPC here, never as SIGBUS on touch.
+int Reserve(int fd, off_t from, off_t to) {
+  for (off_t at = from; at < to; at += kReserveChunk) {
+    off_t len = std::min(kReserveChunk, to - at);
+    int err = posix_fallocate(fd, at, len);
+    if (err != 0) return err;
+  }
+  return 0;
+}
+
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  int64_t size = 0, mode = 0;
+  if (!ArgName(info, 0, &name) || !ArgInteger(info, 1, "size", 1, kMaxBytes, &size) ||
+      !ArgInteger(info, 2, "mode", 0, 0777, &mode)) {
+    return env.Undefined();
+  }
+  UniqueFd fd(shm_open(Path(name).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode)));
+  if (!fd.Valid()) throw ErrnoError(env, errno, "shm_open", name);
+  // shm_open applies the umask; the permission level asked for is exact.
+  int err = 0;
+  const char* call = nullptr;
+  if (fchmod(fd.Get(), static_cast<mode_t>(mode)) != 0) {
+    err = errno, call = "fchmod";
+  } else if (ftruncate(fd.Get(), size) != 0) {
+    err = errno, call = "ftruncate";
+  } else if ((err = Reserve(fd.Get(), 0, size)) != 0) {
+    call = "posix_fallocate";
+  }
+  if (call) {
+    shm_unlink(Path(name).c_str());  // a half-made segment must not outlive the failed call
+    throw ErrnoError(env, err, call, name,
+                     err == ENOSPC ? "/dev/shm cannot hold " + std::to_string(size) + " more bytes" : "");
+  }
+  return env.Undefined();
+}
+
+// Opens an existing segment read-write and returns its size.
+UniqueFd OpenExisting(Napi::Env env, const std::string& name, off_t* size) {
+  UniqueFd fd(shm_open(Path(name).c_str(), O_RDWR | O_CLOEXEC, 0));
+  if (!fd.Valid()) throw ErrnoError(env, errno, "shm_open", name);
+  struct stat st;
+  if (fstat(fd.Get(), &st) != 0) throw ErrnoError(env, errno, "fstat", name);
+  *size = st.st_size;
+  return fd;
+}
+
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  std::string name;
+  if (!ArgName(info, 0, &name)) return info.Env().Undefined();
+  off_t size = 0;
+  OpenExisting(info.Env(), name, &size);
+  return Napi::Number::New(info.Env(), static_cast<double>(size));
+}
+
+Napi::Value Grow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  int64_t size = 0;
+  if (!ArgName(info, 0, &name) || !ArgInteger(info, 1, "size", 1, kMaxBytes, &size)) return env.Undefined();
+  off_t current = 0;
+  UniqueFd fd = OpenExisting(env, name, &current);
+  if (size <= current) return env.Undefined();
+  // Reserve first, then extend: a failed reservation leaves the visible size unchanged.
+  int err = Reserve(fd.Get(), current, size);
+  if (err != 0) {
+    if (ftruncate(fd.Get(), current) != 0) { /* size is unchanged by fallocate failure in practice */ }
+    throw ErrnoError(env, err, "posix_fallocate", name,
+                     err == ENOSPC ? "/dev/shm cannot hold " + std::to_string(size - current) + " more bytes" : "");
+  }
+  if (ftruncate(fd.Get(), size) != 0) throw ErrnoError(env, errno, "ftruncate", name);
+  return env.Undefined();
+}
+
+Napi::Value Unlink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ArgName(info, 0, &name)) return env.Undefined();
+  if (shm_unlink(Path(name).c_str()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  throw ErrnoError(env, errno, "shm_unlink", name);
+}
+
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ArgName(info, 0, &name)) return env.Undefined();
+  off_t size = 0;
+  UniqueFd fd = OpenExisting(env, name, &size);
+  if (size <= 0) throw CodeError(env, "EEMPTY", "mmap", name, "segment '" + name + "' has size 0");
+  void* data = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd.Get(), 0);
+  if (data == MAP_FAILED) throw ErrnoError(env, errno, "mmap", name);
+  return NewMappedSharedBuffer(env, data, static_cast<size_t>(size));
+}
+
+}  // namespace
+
+// Lists names in a directory that start with `prefix` (shared with the message-queue listing).
+std::vector<std::string> ListDirectory(Napi::Env env, const char* dir, const std::string& prefix) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir);
+  if (!d) throw ErrnoError(env, errno, "opendir", dir);
+  while (struct dirent* entry = readdir(d)) {
+    std::string n = entry->d_name;
+    if (n == "." || n == "..") continue;
+    if (n.compare(0, prefix.size(), prefix) == 0) names.push_back(n);
+  }
+  closedir(d);
+  return names;
+}
+
+Napi::Array ToArray(Napi::Env env, const std::vector<std::string>& names) {
+  Napi::Array out = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); i++) out.Set(static_cast<uint32_t>(i), names[i]);
+  return out;
+}
+
+namespace {
+Napi::Value List(const Napi::CallbackInfo& info) {
+  std::string prefix;
+  if (!ArgPrefix(info, 0, &prefix)) return info.Env().Undefined();
+  return ToArray(info.Env(), ListDirectory(info.Env(), "/dev/shm", prefix));
+}
+}  // namespace
+
+void InitSegments(Napi::Env env, Napi::Object exports) {
+  exports.Set("shmCreate", Napi::Function::New(env, Create, "shmCreate"));
+  exports.Set("shmSize", Napi::Function::New(env, Size, "shmSize"));
+  exports.Set("shmGrow", Napi::Function::New(env, Grow, "shmGrow"));
+  exports.Set("shmUnlink", Napi::Function::New(env, Unlink, "shmUnlink"));
+  exports.Set("shmList", Napi::Function::New(env, List, "shmList"));
+  exports.Set("shmMap", Napi::Function::New(env, Map, "shmMap"));
+  exports.Set("sharedBufferBackend", Napi::String::New(env, SharedBufferBackend()));
+}
+
+}  // namespace shmx

@@ -1,0 +1,57 @@
+/**
+ * One error family for the whole library. Every error shmx raises on purpose is a {@link ShmxError} with a
+ * stable `code`; errors from system calls keep the kernel's errno name as their code.
+ */
+
+/** Codes shmx raises itself (system-call failures use errno names such as `ENOENT`). */
+export type ShmxCode =
+  | 'ENOSERVER'
+  | 'ESERVERRUNNING'
+  | 'ESESSIONLIMIT'
+  | 'EHOSED'
+  | 'EREFUSED'
+  | 'EPROTO'
+  | 'ECLOSED'
+  | 'EARENAFULL'
+  | 'EARENACORRUPT'
+  | 'EARENABUSY'
+  | 'EARENASLOTS'
+  | 'ESTALEHANDLE'
+  | 'ECHANNELCORRUPT'
+  | 'ENOMQUEUEFS';
+
+/** Base class of every error shmx raises on purpose. */
+export class ShmxError extends Error {
+  /** Stable machine-readable code (`EHOSED`, `EARENAFULL`, an errno name, ...). */
+  readonly code: string;
+  /** The kernel object or shmx object the error is about, when there is one. */
+  readonly resource: string | undefined;
+
+  constructor(code: ShmxCode | string, message: string, options: { resource?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ShmxError';
+    this.code = code;
+    this.resource = options.resource;
+  }
+}
+
+/** A deadline passed (handshake, request, shutdown). Distinct from {@link AbortError}. */
+export class TimeoutError extends ShmxError {
+  constructor(message: string, options: { resource?: string } = {}) {
+    super('ETIMEDOUT', message, options);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** The caller's AbortSignal fired. Distinct from {@link TimeoutError}. */
+export class AbortError extends ShmxError {
+  constructor(message = 'The operation was aborted', options: { resource?: string; cause?: unknown } = {}) {
+    super('ABORT_ERR', message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** True when `err` carries the given code (works for ShmxError and native errors alike). */
+export function hasCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
