@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMessageQueues(env, exports);
   InitProcessFacts(env, exports);
   InitFutex(env, exports);
+  InitDoorbells(env, exports);
   return exports;
 }
 

@@ -85,6 +85,17 @@ export interface NativeFutexWaiter {
   readonly busy: boolean;
 }
 
+/**
+ * An event-loop doorbell: a Unix datagram socket bound to an abstract name (gone when this process dies).
+ * `onRing` runs on the event loop, once per batch of rings. Does not keep the process alive unless `ref()`ed.
+ */
+export interface NativeDoorbell {
+  readonly name: string;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface NativeBinding {
   /** How mapped segments become SharedArrayBuffers in this process: Node-API's call or V8's backing store. */
   readonly sharedBufferBackend: 'node-api' | 'v8';
@@ -126,6 +137,12 @@ export interface NativeBinding {
   /** Wakes up to `count` waiters; returns how many were woken. */
   futexWake(buffer: SharedArrayBuffer, byteOffset: number, count: number): number;
   createFutexWaiter(buffer: SharedArrayBuffer, byteOffset: number): NativeFutexWaiter;
+
+  // event-loop doorbells (abstract-namespace datagram sockets, at most 107 bytes of name)
+  /** Binds a doorbell; EADDRINUSE when the name is taken. */
+  createDoorbell(name: string, onRing: () => void): NativeDoorbell;
+  /** Rings a doorbell by name: true when delivered (or rings are already pending), false when nobody listens. */
+  ringDoorbell(name: string): boolean;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

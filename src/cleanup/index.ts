@@ -1,0 +1,4 @@
+export * from './names.js';
+export * from './liveness.js';
+export * from './ledger.js';
+export * from './sweep.js';

@@ -1,0 +1,120 @@
+/**
+ * A process's ledger of message queues. Segments can always be found by listing /dev/shm, but /dev/mqueue is
+ * often not mounted, so the names of queues a process creates are also written here — a small segment named
+ * after the process. A sweep that finds the ledger of a dead process removes every queue it lists.
+ *
+ * Layout: Int32 header [magic, capacity, count], then `capacity` entries of ENTRY_BYTES:
+ * [state (0 free, 1 used), byteLength, name bytes].
+ */
+import { native, type MqOpenOptions, type NativeMessageQueue } from '../native.js';
+import { formatResourceName } from './names.js';
+import { selfIdentity } from './liveness.js';
+
+const MAGIC = 0x6c656467; // "ledg"
+const CAPACITY = 512;
+const ENTRY_BYTES = 256;
+const HEADER_BYTES = 64;
+const SIZE = HEADER_BYTES + CAPACITY * ENTRY_BYTES;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The queues this process has created for one server app, recorded before each mq_open. */
+export class Ledger {
+  private static readonly mine = new Map<string, Ledger>();
+
+  private readonly words: Int32Array;
+  private readonly bytes: Uint8Array;
+  private readonly slots = new Map<string, number>();
+
+  private constructor(readonly name: string) {
+    const buffer = native.shmMap(name);
+    this.words = new Int32Array(buffer);
+    this.bytes = new Uint8Array(buffer);
+  }
+
+  /** This process's ledger for `serverApp`, created on first use. */
+  static forServerApp(serverApp: string): Ledger {
+    let ledger = Ledger.mine.get(serverApp);
+    if (ledger === undefined) {
+      const name = formatResourceName({
+        kind: 'lg', serverApp, creator: selfIdentity(), clientApp: null, session: null, part: 'q',
+      });
+      native.shmCreate(name, SIZE, 0o600);
+      ledger = new Ledger(name);
+      ledger.words[0] = MAGIC;
+      ledger.words[1] = CAPACITY;
+      Ledger.mine.set(serverApp, ledger);
+    }
+    return ledger;
+  }
+
+  /** Records a queue name; call before creating the queue. */
+  record(queue: string): void {
+    if (this.slots.has(queue)) return;
+    const data = encoder.encode(queue);
+    if (data.length > ENTRY_BYTES - 8) throw new RangeError(`queue name too long for the ledger: ${queue}`);
+    for (let i = 0; i < CAPACITY; i++) {
+      const at = (HEADER_BYTES + i * ENTRY_BYTES) >> 2;
+      if (Atomics.load(this.words, at) !== 0) continue;
+      this.bytes.set(data, HEADER_BYTES + i * ENTRY_BYTES + 8);
+      this.words[at + 1] = data.length;
+      Atomics.store(this.words, at, 1);
+      Atomics.add(this.words, 2, 1);
+      this.slots.set(queue, i);
+      return;
+    }
+    throw new RangeError(`ledger ${this.name} is full (${CAPACITY} queues)`);
+  }
+
+  /** Forgets a queue; call after removing it. The ledger removes itself when it becomes empty. */
+  forget(queue: string): void {
+    const i = this.slots.get(queue);
+    if (i === undefined) return;
+    this.slots.delete(queue);
+    Atomics.store(this.words, (HEADER_BYTES + i * ENTRY_BYTES) >> 2, 0);
+    if (Atomics.sub(this.words, 2, 1) === 1) {
+      native.shmUnlink(this.name);
+      for (const [app, ledger] of Ledger.mine) if (ledger === this) Ledger.mine.delete(app);
+    }
+  }
+}
+
+/** The queue names recorded in a ledger segment (of a dead process, typically). Bounds-checked: a torn or
+ *  hostile ledger yields only well-formed names. */
+export function readLedger(name: string): string[] {
+  const buffer = native.shmMap(name);
+  if (buffer.byteLength < SIZE) return [];
+  const words = new Int32Array(buffer);
+  const bytes = new Uint8Array(buffer);
+  if (words[0] !== MAGIC) return [];
+  const out: string[] = [];
+  for (let i = 0; i < CAPACITY; i++) {
+    const at = HEADER_BYTES + i * ENTRY_BYTES;
+    if (Atomics.load(words, at >> 2) !== 1) continue;
+    const length = words[(at >> 2) + 1]!;
+    if (length <= 0 || length > ENTRY_BYTES - 8) continue;
+    const queue = decoder.decode(bytes.subarray(at + 8, at + 8 + length));
+    if (/^shmx\.[A-Za-z0-9._-]+$/.test(queue)) out.push(queue);
+  }
+  return out;
+}
+
+/** Creates a message queue recorded in this process's ledger first, so that a sweep can find and remove it
+ *  even when /dev/mqueue is not mounted and this process dies. */
+export function createRecordedQueue(serverApp: string, name: string, options: MqOpenOptions = {}): NativeMessageQueue {
+  const ledger = Ledger.forServerApp(serverApp);
+  ledger.record(name);
+  try {
+    return native.mqOpen(name, { ...options, create: true, exclusive: true });
+  } catch (err) {
+    ledger.forget(name);
+    throw err;
+  }
+}
+
+/** Removes a queue made by {@link createRecordedQueue} and its ledger entry. */
+export function removeRecordedQueue(serverApp: string, name: string): void {
+  native.mqUnlink(name);
+  Ledger.forServerApp(serverApp).forget(name);
+}

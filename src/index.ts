@@ -1,0 +1,14 @@
+/**
+ * shmx — zero-copy shared-memory sessions for Node.js on Linux.
+ *
+ * Start here: {@link SessionServer} and {@link ClientSession} open sessions between two processes described by
+ * one {@link Universe}; each {@link Session} gives both sides a session-scope and an app-scope {@link Arena}.
+ */
+export * from './session/index.js';
+export { Arena, Block } from './arena/index.js';
+export type { Handle } from './arena/index.js';
+export { ShmxError, TimeoutError, AbortError, hasCode } from './errors.js';
+export type { ShmxCode } from './errors.js';
+export { sweepStale, listResources, parseResourceName, formatResourceName } from './cleanup/index.js';
+export type { SweepOptions, SweepReport, FoundResource, ResourceName, ResourceKind } from './cleanup/index.js';
+export type { Logger } from './log.js';

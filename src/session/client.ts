@@ -1,0 +1,194 @@
+/**
+ * ClientSession.connect: opens a session with a server app. It fails fast — ENOSERVER at once when nobody
+ * listens — and keeps a timeout (TimeoutError) distinct from the caller's abort (AbortError). It also checks
+ * the server: the socket peer must be the process that claims to be the server, and the names it hands out
+ * must be objects of this very session.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { Arena } from '../arena/index.js';
+import { selfIdentity } from '../cleanup/liveness.js';
+import { AbortError, ShmxError, TimeoutError } from '../errors.js';
+import { defaultLogger, type Logger } from '../log.js';
+import { native } from '../native.js';
+import { peerCredentialsOf } from './peer-socket.js';
+import {
+  encodeFrame,
+  encodeJsonFrame,
+  FrameReader,
+  FrameType,
+  HANDSHAKE_MAX_PAYLOAD,
+  parseRefusal,
+  parseWelcome,
+  PROTOCOL_VERSION,
+  type Hello,
+  type Welcome,
+} from './protocol.js';
+import { belongsTo, sessionScopePrefix } from './scope-names.js';
+import { Session } from './session.js';
+import { acquireAppArena, releaseAppArena } from './shared-arena.js';
+import type { Universe } from './universe.js';
+
+/** Options of {@link ClientSession.connect}. */
+export interface ConnectOptions {
+  universe: Universe;
+  /** The app this process runs as. */
+  clientApp: string;
+  /** The server app to open a session with. */
+  serverApp: string;
+  /** Handshake deadline; past it the connect rejects with TimeoutError. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Aborting rejects the connect with AbortError. */
+  signal?: AbortSignal;
+  /** Consecutive errors after which the session is closed with `limit-exceeded`. Default 16. */
+  maxConsecutiveErrors?: number;
+  logger?: Logger;
+}
+
+/** The client side of sessions. */
+export class ClientSession {
+  private constructor() {}
+
+  /**
+   * Opens a session. Rejects with `ENOSERVER` at once when no server of `serverApp` listens (retrying is the
+   * caller's choice: a back-off between 250 and 5000 ms suits most services), with the server's refusal code
+   * (`ESESSIONLIMIT`, `EAPPNOTACCEPTED`, `EUIDMISMATCH`, ...) when refused, with TimeoutError past `timeoutMs`
+   * and with AbortError when `signal` aborts.
+   */
+  static connect(options: ConnectOptions): Promise<Session> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const { universe, clientApp, serverApp } = options;
+    universe.app(clientApp);
+    const socketPath = universe.socketPath(serverApp);
+    const timeoutMs = options.timeoutMs ?? 5000;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new RangeError('timeoutMs must be a positive integer');
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError('signal must be an AbortSignal');
+    }
+    if (options.signal?.aborted) return Promise.reject(new AbortError('connect aborted before it started'));
+    const logger = (options.logger ?? defaultLogger()).child({ clientApp, serverApp });
+    return new Promise<Session>((resolve, reject) => {
+      const socket = netConnect(socketPath);
+      const reader = new FrameReader(HANDSHAKE_MAX_PAYLOAD);
+      const opened: Arena[] = [];
+      const releaseOnFailure: Array<() => void> = [];
+      let settled = false;
+      const finish = (err: Error | null, session?: Session) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        socket.removeListener('data', onData);
+        socket.removeListener('close', onClose);
+        if (err !== null) {
+          for (const arena of opened) arena.close();
+          for (const release of releaseOnFailure) release();
+          socket.destroy();
+          logger.info({ code: (err as ShmxError).code, reason: err.message }, 'connect failed');
+          reject(err);
+        } else {
+          resolve(session!);
+        }
+      };
+      const timer = setTimeout(
+        () => finish(new TimeoutError(`no session with '${serverApp}' within ${timeoutMs} ms`, { resource: socketPath })),
+        timeoutMs,
+      );
+      const onAbort = () => finish(new AbortError('connect aborted', { resource: socketPath, cause: options.signal?.reason }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const onClose = () =>
+        finish(new ShmxError('ECONNRESET', `server '${serverApp}' closed the connection during the handshake`));
+
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+          finish(new ShmxError('ENOSERVER', `no server of app '${serverApp}' is listening at ${socketPath}`, {
+            resource: socketPath, cause: err,
+          }));
+        } else {
+          finish(err);
+        }
+      });
+      socket.on('close', onClose);
+
+      let serverCred: { pid: number; uid: number; gid: number } | undefined;
+      socket.once('connect', () => {
+        serverCred = peerCredentialsOf(socket);
+        const expected = universe.server(serverApp);
+        if (expected.uid !== undefined && serverCred.uid !== expected.uid) {
+          finish(new ShmxError('ESERVERIDENTITY', `server must run as uid ${expected.uid}, runs as ${serverCred.uid}`));
+          return;
+        }
+        const me = selfIdentity();
+        const hello: Hello = { protocol: PROTOCOL_VERSION, serverApp, clientApp, pid: me.pid, startTime: me.startTime };
+        socket.write(encodeJsonFrame(FrameType.Hello, hello));
+      });
+
+      const onData = (chunk: Buffer) => {
+        let frames;
+        try {
+          frames = reader.push(chunk);
+        } catch (err) {
+          finish(err as Error);
+          return;
+        }
+        for (let i = 0; i < frames.length && !settled; i++) {
+          const { type, payload } = frames[i]!;
+          try {
+            if (type === FrameType.Refuse) {
+              const refusal = parseRefusal(payload);
+              finish(new ShmxError(refusal.code, `refused by '${serverApp}': ${refusal.reason}`, { resource: serverApp }));
+            } else if (type === FrameType.Welcome) {
+              const welcome = parseWelcome(payload);
+              const session = open(welcome, frames.slice(i + 1));
+              finish(null, session);
+            } else {
+              throw new ShmxError('EPROTO', `unexpected frame type ${type} from the server during the handshake`);
+            }
+          } catch (err) {
+            finish(err as Error);
+          }
+        }
+      };
+      socket.on('data', onData);
+
+      const open = (welcome: Welcome, early: Array<{ type: FrameType; payload: Buffer }>): Session => {
+        const cred = serverCred!;
+        const server = { pid: welcome.serverPid, startTime: welcome.serverStartTime };
+        if (cred.pid !== server.pid || native.processStartTime(cred.pid) !== server.startTime) {
+          throw new ShmxError('ESERVERIDENTITY', `WELCOME claims pid ${server.pid}, the socket peer is ${cred.pid}`);
+        }
+        const scope = { serverApp, server, clientApp };
+        if (
+          !belongsTo(welcome.sessionArena, { ...scope, kind: 'sa', session: welcome.session }) ||
+          !belongsTo(welcome.appArena, { ...scope, kind: 'aa', session: null })
+        ) {
+          throw new ShmxError('EPROTO', 'the server named arenas outside this session\'s scope');
+        }
+        const sessionArena = Arena.open(welcome.sessionArena);
+        opened.push(sessionArena);
+        const appArena = acquireAppArena(welcome.appArena);
+        releaseOnFailure.push(() => releaseAppArena(appArena));
+        socket.write(encodeFrame(FrameType.Ready));
+        const session = new Session({
+          side: 'client',
+          number: welcome.session,
+          serverApp,
+          localApp: clientApp,
+          serverPid: server.pid,
+          peer: { app: serverApp, pid: cred.pid, uid: cred.uid, gid: cred.gid, startTime: server.startTime },
+          socket: socket as Socket,
+          reader,
+          early,
+          sessionArena,
+          appArena,
+          ownsAppArena: true,
+          scopePrefix: sessionScopePrefix(server, serverApp, clientApp, welcome.session),
+          keepAlive: { intervalMs: welcome.keepAliveIntervalMs, timeoutMs: welcome.keepAliveTimeoutMs },
+          maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
+          logger,
+        });
+        session.logger.info({ peer: session.peer }, 'session opened');
+        return session;
+      };
+    });
+  }
+}

@@ -1,0 +1,10 @@
+export { Universe, permissionMode } from './universe.js';
+export type { AppDefinition, ServerAppDefinition, PermissionLevel } from './universe.js';
+export { SessionServer } from './server.js';
+export type { SessionServerOptions, SessionServerMetrics, ArenaSizing } from './server.js';
+export { ClientSession } from './client.js';
+export type { ConnectOptions } from './client.js';
+export { Session } from './session.js';
+export type { PeerFacts, SessionCounters, KeepAliveOptions, SessionEvents } from './session.js';
+export { CLOSE_REASONS } from './lifecycle.js';
+export type { CloseReason, SessionState } from './lifecycle.js';

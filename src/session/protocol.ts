@@ -1,0 +1,181 @@
+/**
+ * The master-channel wire format. Every frame: a fixed 8-byte header [u32 payload length LE][u8 type]
+ * [3 reserved zero bytes] and the payload. Control payloads are JSON; every field is validated on arrival.
+ */
+import { ShmxError } from '../errors.js';
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_BYTES = 8;
+/** Largest frame accepted while handshaking: HELLO/WELCOME are a few hundred bytes. */
+export const HANDSHAKE_MAX_PAYLOAD = 4096;
+/** Largest control frame once open. */
+export const CONTROL_MAX_PAYLOAD = 64 * 1024;
+
+export const FrameType = {
+  Hello: 1,
+  Welcome: 2,
+  Refuse: 3,
+  Ready: 4,
+  Ping: 5,
+  Close: 6,
+  /** Channel frames (the channel layer owns their payload format). */
+  Channel: 16,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+const TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
+
+/** Builds one frame. */
+export function encodeFrame(type: FrameType, payload?: Uint8Array): Buffer {
+  const length = payload?.byteLength ?? 0;
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32LE(length, 0);
+  frame.writeUInt32LE(type, 4);
+  if (payload !== undefined) frame.set(payload, HEADER_BYTES);
+  return frame;
+}
+
+/** Builds a frame with a JSON payload. */
+export function encodeJsonFrame(type: FrameType, value: unknown): Buffer {
+  return encodeFrame(type, Buffer.from(JSON.stringify(value)));
+}
+
+/** A protocol violation by the peer: it faults that connection or session only. */
+export function protocolError(message: string): ShmxError {
+  return new ShmxError('EPROTO', `protocol error: ${message}`);
+}
+
+/**
+ * Splits a byte stream into frames. Rejects unknown types, non-zero reserved bytes and payloads over the
+ * current limit before buffering them, so a hostile peer cannot make us allocate without bound.
+ */
+export class FrameReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(public maxPayload: number) {}
+
+  /** Feeds bytes; returns the complete frames. Throws EPROTO on a malformed header. */
+  push(chunk: Buffer): Array<{ type: FrameType; payload: Buffer }> {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: Array<{ type: FrameType; payload: Buffer }> = [];
+    while (this.pendingBytes >= HEADER_BYTES) {
+      const head = this.peek(HEADER_BYTES);
+      const length = head.readUInt32LE(0);
+      const type = head[4]!;
+      if (!TYPES.has(type) || head[5] !== 0 || head[6] !== 0 || head[7] !== 0) {
+        throw protocolError(`bad frame header (type ${type})`);
+      }
+      if (length > this.maxPayload) throw protocolError(`frame of ${length} bytes exceeds ${this.maxPayload}`);
+      if (this.pendingBytes < HEADER_BYTES + length) break;
+      const frame = this.take(HEADER_BYTES + length);
+      frames.push({ type: type as FrameType, payload: frame.subarray(HEADER_BYTES) });
+    }
+    return frames;
+  }
+
+  /** Bytes received but not yet part of a complete frame. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.pending[0]!.length < n) this.pending = [Buffer.concat(this.pending)];
+    return this.pending[0]!.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    if (this.pending[0]!.length < n) this.pending = [Buffer.concat(this.pending)];
+    const first = this.pending[0]!;
+    const out = first.subarray(0, n);
+    if (first.length === n) this.pending.shift();
+    else this.pending[0] = first.subarray(n);
+    this.pendingBytes -= n;
+    return out;
+  }
+}
+
+/** Parses a JSON payload into an object, or throws EPROTO. */
+export function parseJsonPayload(payload: Buffer, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw protocolError(`${what} is not valid JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw protocolError(`${what} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Field readers for parsed payloads: each throws EPROTO when the field is missing or of the wrong shape. */
+export const field = {
+  string(o: Record<string, unknown>, key: string, max = 256): string {
+    const v = o[key];
+    if (typeof v !== 'string' || v.length === 0 || v.length > max) throw protocolError(`field '${key}' must be a string`);
+    return v;
+  },
+  integer(o: Record<string, unknown>, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw protocolError(`field '${key}' must be an integer in [${min}, ${max}]`);
+    }
+    return v;
+  },
+};
+
+/** Client → server: who is asking. */
+export interface Hello {
+  protocol: number;
+  serverApp: string;
+  clientApp: string;
+  pid: number;
+  startTime: number;
+}
+
+/** Server → client: the session's id and the names of its shared objects. */
+export interface Welcome {
+  session: number;
+  serverPid: number;
+  serverStartTime: number;
+  sessionArena: string;
+  appArena: string;
+  keepAliveIntervalMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** Server → client: why the session was not opened. */
+export interface Refusal {
+  code: string;
+  reason: string;
+}
+
+export function parseHello(payload: Buffer): Hello {
+  const o = parseJsonPayload(payload, 'HELLO');
+  return {
+    protocol: field.integer(o, 'protocol', 0, 1_000_000),
+    serverApp: field.string(o, 'serverApp', 32),
+    clientApp: field.string(o, 'clientApp', 32),
+    pid: field.integer(o, 'pid', 1, 4_194_304),
+    startTime: field.integer(o, 'startTime'),
+  };
+}
+
+export function parseWelcome(payload: Buffer): Welcome {
+  const o = parseJsonPayload(payload, 'WELCOME');
+  return {
+    session: field.integer(o, 'session'),
+    serverPid: field.integer(o, 'serverPid', 1, 4_194_304),
+    serverStartTime: field.integer(o, 'serverStartTime'),
+    sessionArena: field.string(o, 'sessionArena', 200),
+    appArena: field.string(o, 'appArena', 200),
+    keepAliveIntervalMs: field.integer(o, 'keepAliveIntervalMs', 1, 3_600_000),
+    keepAliveTimeoutMs: field.integer(o, 'keepAliveTimeoutMs', 1, 3_600_000),
+  };
+}
+
+export function parseRefusal(payload: Buffer): Refusal {
+  const o = parseJsonPayload(payload, 'REFUSE');
+  return { code: field.string(o, 'code', 64), reason: field.string(o, 'reason', 1024) };
+}

@@ -1,0 +1,445 @@
+/**
+ * SessionServer: accepts sessions for one server app. One live server per app (see instance-lock.ts); it
+ * sweeps its app's stale objects at start and periodically, verifies every client against the universe and the
+ * kernel's view of the socket peer, creates each session's arena and the app arenas, and on close shuts every
+ * session down (forcing those that hang past a deadline) and removes everything it made.
+ */
+import { EventEmitter } from 'node:events';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Arena } from '../arena/index.js';
+import { selfIdentity } from '../cleanup/liveness.js';
+import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
+import { ShmxError } from '../errors.js';
+import { defaultLogger, type Logger } from '../log.js';
+import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
+import { acquireInstanceLock } from './instance-lock.js';
+import { peerCredentialsOf } from './peer-socket.js';
+import {
+  encodeJsonFrame,
+  FrameReader,
+  FrameType,
+  HANDSHAKE_MAX_PAYLOAD,
+  parseHello,
+  type Hello,
+  type Refusal,
+  type Welcome,
+} from './protocol.js';
+import { appArenaName, appScopePrefix, sessionArenaName, sessionScopePrefix } from './scope-names.js';
+import { Session, type KeepAliveOptions } from './session.js';
+import { permissionMode, type Universe } from './universe.js';
+import { verifyClient } from './verify-client.js';
+
+/** Sizes of an arena the server creates. */
+export interface ArenaSizing {
+  /** Upper bound; allocation past it fails with EARENAFULL. */
+  maxBytes: number;
+  /** Reserved at creation. */
+  initialBytes?: number;
+}
+
+/** Options of {@link SessionServer}. */
+export interface SessionServerOptions {
+  universe: Universe;
+  /** The server app this process runs as (must be a server in the universe). */
+  serverApp: string;
+  /** Sessions open or opening at once; a connect over it is refused at once with ESESSIONLIMIT. Default 128. */
+  maxSessions?: number;
+  /** Default 64 MiB max, 1 MiB initial. */
+  sessionArena?: ArenaSizing;
+  /** Default 256 MiB max, 1 MiB initial. */
+  appArena?: ArenaSizing;
+  /** Default ping every 1000 ms, hosed after 3000 ms of silence. Sent to clients in the handshake. */
+  keepAlive?: Partial<KeepAliveOptions>;
+  /** A client must finish its handshake within this. Default 2000 ms. */
+  handshakeTimeoutMs?: number;
+  /** close() force-closes sessions still open after this. Default 2000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Period of the stale-object sweep. Default 30 s. */
+  sweepIntervalMs?: number;
+  /** Consecutive errors after which a session is closed with `limit-exceeded`. Default 16. */
+  maxConsecutiveErrors?: number;
+  logger?: Logger;
+  /** Called when a session has opened, before the `session` event: attach per-session state here. */
+  onSessionOpen?: (session: Session) => void;
+  /** Called exactly once per opened session, after its `close` event. */
+  onSessionClose?: (session: Session, reason: CloseReason) => void;
+}
+
+/** Counters of a server's life. */
+export interface SessionServerMetrics {
+  opened: number;
+  active: number;
+  faulted: number;
+  closedByReason: Record<CloseReason, number>;
+  refusedByReason: Record<string, number>;
+}
+
+interface Pending {
+  socket: Socket;
+  reader: FrameReader;
+  timer: NodeJS.Timeout;
+  /** Undo steps of a half-made session, run in reverse on failure. */
+  rollback: Array<() => void>;
+  hello?: Hello;
+  welcome?: Welcome;
+  sessionArena?: Arena;
+  appArena?: Arena;
+  done: boolean;
+}
+
+interface ServerEvents {
+  session: [session: Session];
+  /** A connection was refused (code and reason are also logged and sent to the client). */
+  refused: [refusal: Refusal];
+  close: [];
+}
+
+/** Accepts sessions for one server app. Use `await SessionServer.start(options)`. */
+export class SessionServer extends EventEmitter<ServerEvents> {
+  readonly serverApp: string;
+  /** Path of the listening socket. */
+  readonly socketPath: string;
+  readonly logger: Logger;
+  readonly metrics: SessionServerMetrics;
+
+  private readonly options: Required<
+    Pick<SessionServerOptions, 'maxSessions' | 'handshakeTimeoutMs' | 'shutdownTimeoutMs' | 'maxConsecutiveErrors'>
+  > & SessionServerOptions;
+  private readonly keepAlive: KeepAliveOptions;
+  private readonly sessions = new Set<Session>();
+  private readonly pending = new Set<Pending>();
+  private readonly appArenas = new Map<string, Arena>();
+  private readonly waiting: Array<(r: IteratorResult<Session>) => void> = [];
+  private readonly queued: Session[] = [];
+  private listener: Server | undefined;
+  private lock: { release(): Promise<void> } | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private nextSession = 1;
+  private closing: Promise<void> | undefined;
+
+  private constructor(options: SessionServerOptions) {
+    super();
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const server = options.universe.server(options.serverApp);
+    this.serverApp = server.name;
+    this.socketPath = options.universe.socketPath(server.name);
+    const positive = (v: number | undefined, name: string, fallback: number) => {
+      if (v === undefined) return fallback;
+      if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer`);
+      return v;
+    };
+    this.options = {
+      ...options,
+      maxSessions: positive(options.maxSessions, 'maxSessions', 128),
+      handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 2000),
+      shutdownTimeoutMs: positive(options.shutdownTimeoutMs, 'shutdownTimeoutMs', 2000),
+      maxConsecutiveErrors: positive(options.maxConsecutiveErrors, 'maxConsecutiveErrors', 16),
+    };
+    this.keepAlive = {
+      intervalMs: positive(options.keepAlive?.intervalMs, 'keepAlive.intervalMs', 1000),
+      timeoutMs: positive(options.keepAlive?.timeoutMs, 'keepAlive.timeoutMs', 3000),
+    };
+    this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
+    this.metrics = {
+      opened: 0,
+      active: 0,
+      faulted: 0,
+      closedByReason: Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>,
+      refusedByReason: {},
+    };
+  }
+
+  /**
+   * Starts a server: takes the app's instance lock (ESERVERRUNNING if another live server holds it), sweeps
+   * the app's stale objects, and listens. Everything done is undone if a step fails.
+   */
+  static async start(options: SessionServerOptions): Promise<SessionServer> {
+    const server = new SessionServer(options);
+    try {
+      await server.listen();
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    return server;
+  }
+
+  private async listen(): Promise<void> {
+    this.lock = await acquireInstanceLock(this.serverApp);
+    const report = sweepStale({ serverApp: this.serverApp, logger: this.logger });
+    if (report.removed.length > 0) {
+      this.logger.info({ removed: report.removed.map((r) => r.name) }, 'removed a crashed predecessor\'s objects');
+    }
+    const def = this.options.universe.server(this.serverApp);
+    mkdirSync(def.runDirectory, { recursive: true, mode: 0o755 });
+    rmSync(this.socketPath, { force: true }); // left by a crashed predecessor: we hold the lock, it is stale
+    const listener = createServer((socket) => this.onConnection(socket));
+    this.listener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen(this.socketPath, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
+    chmodSync(this.socketPath, permissionMode(def.permissions));
+    this.sweepTimer = setInterval(() => {
+      try {
+        sweepStale({ serverApp: this.serverApp, logger: this.logger });
+      } catch (err) {
+        this.logger.warn({ err }, 'periodic sweep failed');
+      }
+    }, this.options.sweepIntervalMs ?? 30_000);
+    this.sweepTimer.unref();
+    this.logger.info({ socket: this.socketPath }, 'session server listening');
+  }
+
+  /** Sessions currently open. */
+  get openSessions(): readonly Session[] {
+    return [...this.sessions];
+  }
+
+  /** Iterates over accepted sessions until the server closes. */
+  [Symbol.asyncIterator](): AsyncIterator<Session> {
+    return {
+      next: () => {
+        const s = this.queued.shift();
+        if (s !== undefined) return Promise.resolve({ value: s, done: false });
+        if (this.closing !== undefined) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.waiting.push(resolve));
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => {}); // errors of a connection in handshake end it below; never the process
+    if (this.closing !== undefined) {
+      this.refuse(socket, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
+      return;
+    }
+    if (this.sessions.size + this.pending.size >= this.options.maxSessions) {
+      this.refuse(socket, { code: 'ESESSIONLIMIT', reason: `server has ${this.options.maxSessions} sessions` });
+      return;
+    }
+    const p: Pending = {
+      socket,
+      reader: new FrameReader(HANDSHAKE_MAX_PAYLOAD),
+      rollback: [],
+      done: false,
+      timer: setTimeout(
+        () => this.fail(p, { code: 'ETIMEDOUT', reason: `handshake took over ${this.options.handshakeTimeoutMs} ms` }),
+        this.options.handshakeTimeoutMs,
+      ),
+    };
+    this.pending.add(p);
+    socket.on('data', (chunk: Buffer) => this.onHandshakeData(p, chunk));
+    socket.on('close', () => this.fail(p, null));
+  }
+
+  private onHandshakeData(p: Pending, chunk: Buffer): void {
+    if (p.done) return;
+    let frames;
+    try {
+      frames = p.reader.push(chunk);
+    } catch (err) {
+      this.fail(p, { code: 'EPROTO', reason: (err as Error).message });
+      return;
+    }
+    for (let i = 0; i < frames.length && !p.done; i++) {
+      const { type, payload } = frames[i]!;
+      try {
+        if (type === FrameType.Hello && p.hello === undefined) this.onHello(p, parseHello(payload));
+        else if (type === FrameType.Ready && p.welcome !== undefined) this.onReady(p, frames.slice(i + 1));
+        else throw new ShmxError('EPROTO', `unexpected frame type ${type} during handshake`);
+      } catch (err) {
+        const code = (err as ShmxError).code === 'EPROTO' ? 'EPROTO' : 'ERESOURCES';
+        if (code === 'ERESOURCES') this.logger.error({ err }, 'could not create session resources');
+        this.fail(p, { code, reason: (err as Error).message });
+      }
+    }
+  }
+
+  private onHello(p: Pending, hello: Hello): void {
+    p.hello = hello;
+    const refusal = verifyClient(this.options.universe, this.serverApp, hello, peerCredentialsOf(p.socket));
+    if (refusal !== null) {
+      this.fail(p, refusal);
+      return;
+    }
+    const me = selfIdentity();
+    const number = this.nextSession++;
+    const mode = permissionMode(this.options.universe.server(this.serverApp).permissions);
+    // Each step registers its undo first, so a failure at any point removes exactly what was made.
+    const scope = sessionScopePrefix(me, this.serverApp, hello.clientApp, number);
+    p.rollback.push(() => removeSegmentsWithPrefix(scope));
+    const sizing = this.options.sessionArena ?? { maxBytes: 64 << 20, initialBytes: 1 << 20 };
+    const sessionArena = Arena.create(sessionArenaName(me, this.serverApp, hello.clientApp, number), {
+      ...sizing,
+      mode,
+    });
+    p.sessionArena = sessionArena;
+    p.rollback.push(() => sessionArena.close());
+    const hadAppArena = this.appArenas.has(hello.clientApp);
+    p.appArena = this.appArenaFor(hello.clientApp, mode);
+    if (!hadAppArena) p.rollback.push(() => this.dropAppArena(hello.clientApp));
+    p.welcome = {
+      session: number,
+      serverPid: me.pid,
+      serverStartTime: me.startTime,
+      sessionArena: sessionArenaName(me, this.serverApp, hello.clientApp, number),
+      appArena: appArenaName(me, this.serverApp, hello.clientApp),
+      keepAliveIntervalMs: this.keepAlive.intervalMs,
+      keepAliveTimeoutMs: this.keepAlive.timeoutMs,
+    };
+    p.socket.write(encodeJsonFrame(FrameType.Welcome, p.welcome));
+  }
+
+  /** The app arena of `clientApp`, created with its first session; it lives until the server closes. */
+  private appArenaFor(clientApp: string, mode: number): Arena {
+    let arena = this.appArenas.get(clientApp);
+    if (arena === undefined) {
+      const sizing = this.options.appArena ?? { maxBytes: 256 << 20, initialBytes: 1 << 20 };
+      arena = Arena.create(appArenaName(selfIdentity(), this.serverApp, clientApp), { ...sizing, mode });
+      this.appArenas.set(clientApp, arena);
+      this.logger.info({ clientApp }, 'created app arena');
+    }
+    return arena;
+  }
+
+  private dropAppArena(clientApp: string): void {
+    const arena = this.appArenas.get(clientApp);
+    this.appArenas.delete(clientApp);
+    try {
+      arena?.close();
+    } finally {
+      removeSegmentsWithPrefix(appScopePrefix(selfIdentity(), this.serverApp, clientApp), this.logger);
+    }
+  }
+
+  private onReady(p: Pending, early: Array<{ type: FrameType; payload: Buffer }>): void {
+    const { hello, welcome, socket } = p;
+    if (hello === undefined || welcome === undefined || p.sessionArena === undefined || p.appArena === undefined) {
+      throw new ShmxError('EPROTO', 'READY before WELCOME');
+    }
+    p.done = true;
+    clearTimeout(p.timer);
+    this.pending.delete(p);
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('close');
+    const cred = peerCredentialsOf(socket);
+    const session = new Session({
+      side: 'server',
+      number: welcome.session,
+      serverApp: this.serverApp,
+      localApp: this.serverApp,
+      serverPid: welcome.serverPid,
+      peer: { app: hello.clientApp, pid: cred.pid, uid: cred.uid, gid: cred.gid, startTime: hello.startTime },
+      socket,
+      reader: p.reader,
+      early,
+      sessionArena: p.sessionArena,
+      appArena: p.appArena,
+      ownsAppArena: false,
+      scopePrefix: sessionScopePrefix(selfIdentity(), this.serverApp, hello.clientApp, welcome.session),
+      keepAlive: this.keepAlive,
+      maxConsecutiveErrors: this.options.maxConsecutiveErrors,
+      logger: this.logger,
+    });
+    this.sessions.add(session);
+    this.metrics.opened++;
+    this.metrics.active = this.sessions.size;
+    session.on('hosed', () => this.metrics.faulted++);
+    session.once('close', (reason) => {
+      this.sessions.delete(session);
+      this.metrics.active = this.sessions.size;
+      this.metrics.closedByReason[reason]++;
+      // After every other 'close' listener: the app's per-session state is dropped last.
+      queueMicrotask(() => this.callHook(() => this.options.onSessionClose?.(session, reason)));
+    });
+    session.logger.info({ peer: session.peer }, 'session opened');
+    this.callHook(() => this.options.onSessionOpen?.(session));
+    const waiter = this.waiting.shift();
+    if (waiter !== undefined) waiter({ value: session, done: false });
+    else if (this.listenerCount('session') === 0) this.queued.push(session);
+    this.emit('session', session);
+  }
+
+  private callHook(hook: () => void): void {
+    try {
+      hook();
+    } catch (err) {
+      this.logger.error({ err }, 'session hook threw');
+    }
+  }
+
+  /** Ends a handshake that did not make it: undo its steps, tell the client why (if it is still there). */
+  private fail(p: Pending, refusal: Refusal | null): void {
+    if (p.done) return;
+    p.done = true;
+    clearTimeout(p.timer);
+    this.pending.delete(p);
+    for (const undo of p.rollback.reverse()) {
+      try {
+        undo();
+      } catch (err) {
+        this.logger.warn({ err }, 'rollback step failed');
+      }
+    }
+    if (refusal === null) {
+      p.socket.destroy();
+      return;
+    }
+    this.refuse(p.socket, refusal, p.hello?.clientApp);
+  }
+
+  private refuse(socket: Socket, refusal: Refusal, clientApp?: string): void {
+    this.metrics.refusedByReason[refusal.code] = (this.metrics.refusedByReason[refusal.code] ?? 0) + 1;
+    this.logger.warn({ ...refusal, clientApp }, 'session refused');
+    this.emit('refused', refusal);
+    socket.removeAllListeners('data');
+    socket.end(encodeJsonFrame(FrameType.Refuse, refusal));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  /**
+   * Shuts down: stops accepting, closes every session gracefully with `server-shutdown`, force-closes those
+   * still open after `shutdownTimeoutMs`, removes the app arenas and the socket, releases the instance lock.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    const listener = this.listener;
+    const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
+    for (const p of [...this.pending]) this.fail(p, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
+    const graceful = Promise.all([...this.sessions].map((s) => s.close('server-shutdown')));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.options.shutdownTimeoutMs)));
+    await Promise.race([graceful, deadline]);
+    clearTimeout(timer);
+    for (const s of [...this.sessions]) {
+      this.logger.warn({ session: s.id }, 'force-closing a session that did not close in time');
+      s.destroy('server-shutdown');
+    }
+    for (const clientApp of [...this.appArenas.keys()]) {
+      try {
+        this.dropAppArena(clientApp);
+      } catch (err) {
+        this.logger.warn({ err, clientApp }, 'closing an app arena failed');
+      }
+    }
+    if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
+    await stopped;
+    await this.lock?.release();
+    for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });
+    this.logger.info('session server closed');
+    this.emit('close');
+  }
+}
+

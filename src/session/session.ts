@@ -1,0 +1,383 @@
+/**
+ * A session: the conversation between two processes and the scope of everything they share. Once open it is
+ * the same object on both sides. It watches its peer (EOF/ECONNRESET/EPIPE on the master socket at once,
+ * silence past the keep-alive timeout), closes exactly once, children first, and removes the session's shared
+ * objects as soon as it knows the peer is gone.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import type { Arena } from '../arena/index.js';
+import { whenDead } from '../cleanup/liveness.js';
+import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
+import { ShmxError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { releaseAppArena } from './shared-arena.js';
+import { canTransition, isCloseReason, isFault, type CloseReason, type SessionState } from './lifecycle.js';
+import {
+  CONTROL_MAX_PAYLOAD,
+  encodeFrame,
+  encodeJsonFrame,
+  FrameType,
+  parseJsonPayload,
+  type FrameReader,
+} from './protocol.js';
+
+/** Who is at the other end. pid/uid/gid come from the kernel (SO_PEERCRED), not from the peer's claims. */
+export interface PeerFacts {
+  app: string;
+  pid: number;
+  uid: number;
+  gid: number;
+  startTime: number;
+}
+
+/** Traffic and error counters of a session. */
+export interface SessionCounters {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  errors: number;
+  consecutiveErrors: number;
+}
+
+/** Keep-alive timings: a ping every `intervalMs`; silence longer than `timeoutMs` hoses the session. */
+export interface KeepAliveOptions {
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * Something the session owns that has its own close event (a channel, a borrowed block). The session closes
+ * every child, exactly once each, before it emits its own `close`.
+ */
+export interface SessionChild {
+  closeFromSession(reason: CloseReason): void;
+}
+
+/** @internal Everything a Session is made of; built by SessionServer or ClientSession. */
+export interface SessionParts {
+  side: 'server' | 'client';
+  number: number;
+  serverApp: string;
+  localApp: string;
+  serverPid: number;
+  peer: PeerFacts;
+  socket: Socket;
+  reader: FrameReader;
+  /** Frames that arrived in the same read as the last handshake frame. */
+  early: Array<{ type: FrameType; payload: Buffer }>;
+  sessionArena: Arena;
+  appArena: Arena;
+  /** Whether close() releases this session's use of the app arena (client side; the server keeps its own). */
+  ownsAppArena: boolean;
+  /** Prefix of every segment of this session scope, removed on close. */
+  scopePrefix: string;
+  keepAlive: KeepAliveOptions;
+  maxConsecutiveErrors: number;
+  logger: Logger;
+}
+
+/** Events of a Session. */
+export interface SessionEvents {
+  /** The peer is gone or broke the protocol (the error handler): `err.code === 'EHOSED'`, `err.reason`. */
+  hosed: [err: ShmxError & { reason: CloseReason }];
+  /** Emitted exactly once, after every child closed. */
+  close: [reason: CloseReason];
+}
+
+export class Session extends EventEmitter<SessionEvents> {
+  /** Stable id: `<serverApp>.<serverPid>.<session number>`. */
+  readonly id: string;
+  /** Which side of the session this object is. */
+  readonly side: 'server' | 'client';
+  /** The peer's identity (kernel-verified). */
+  readonly peer: Readonly<PeerFacts>;
+  /** Traffic and error counters. */
+  readonly counters: SessionCounters = {
+    messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, errors: 0, consecutiveErrors: 0,
+  };
+  /** The logger, with session id and app names bound. */
+  readonly logger: Logger;
+
+  private current: SessionState = 'open';
+  private reason: CloseReason | undefined;
+  private hosedError: (ShmxError & { reason: CloseReason }) | undefined;
+  private readonly parts: SessionParts;
+  private readonly children = new Set<SessionChild>();
+  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private lastHeard = Date.now();
+  private closed: Promise<void> | undefined;
+  /** @internal Channel frames go to the channel layer. */
+  onChannelFrame: ((payload: Buffer) => void) | undefined;
+
+  /** @internal Use SessionServer or ClientSession.connect. */
+  constructor(parts: SessionParts) {
+    super();
+    this.parts = parts;
+    this.side = parts.side;
+    this.peer = Object.freeze({ ...parts.peer });
+    this.id = `${parts.serverApp}.${parts.serverPid}.${parts.number}`;
+    this.logger = parts.logger.child({
+      session: this.id, side: this.side, localApp: parts.localApp, peerApp: parts.peer.app,
+    });
+    parts.reader.maxPayload = CONTROL_MAX_PAYLOAD;
+    const { socket } = parts;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
+    socket.on('error', (err) => this.fault('peer-crashed', err));
+    socket.on('close', () => this.fault('peer-crashed', new ShmxError('ECONNRESET', 'master channel closed')));
+    this.keepAliveTimer = setInterval(() => this.tick(), parts.keepAlive.intervalMs);
+    this.keepAliveTimer.unref();
+    // Frames that arrived with the last handshake frame belong to the open session.
+    if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
+  }
+
+  /** Session number on its server. */
+  get number(): number {
+    return this.parts.number;
+  }
+
+  /** Current state: `open`, `closing`, `closed` or `faulted` once constructed. */
+  get state(): SessionState {
+    return this.current;
+  }
+
+  /** Why it closed, once closing. */
+  get closeReason(): CloseReason | undefined {
+    return this.reason;
+  }
+
+  /** Arena of this session: created at open, gone at close. */
+  get sessionArena(): Arena {
+    this.assertUsable();
+    return this.parts.sessionArena;
+  }
+
+  /** Arena shared by every session of this client app with this server; survives sessions, gone with the server. */
+  get appArena(): Arena {
+    this.assertUsable();
+    return this.parts.appArena;
+  }
+
+  /** Throws EHOSED after a fault, ECLOSED after a close: every call on a dead session fails at once. */
+  assertUsable(): void {
+    if (this.current === 'open') return;
+    if (this.hosedError !== undefined) throw this.hosedError;
+    throw new ShmxError('ECLOSED', `session ${this.id} is ${this.current}`, { resource: this.id });
+  }
+
+  /** @internal Registers something that must close before the session's `close`. */
+  adopt(child: SessionChild): void {
+    this.assertUsable();
+    this.children.add(child);
+  }
+
+  /** @internal The child closed on its own. */
+  disown(child: SessionChild): void {
+    this.children.delete(child);
+  }
+
+  /** @internal Sends one frame on the master channel. */
+  sendFrame(type: FrameType, payload?: Uint8Array): void {
+    this.assertUsable();
+    const frame = encodeFrame(type, payload);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += frame.length;
+    this.parts.socket.write(frame);
+  }
+
+  /** @internal Counts an error; too many in a row closes the session with `limit-exceeded`. */
+  countError(err: unknown): void {
+    this.counters.errors++;
+    this.counters.consecutiveErrors++;
+    this.logger.warn({ err }, 'session error');
+    if (this.counters.consecutiveErrors >= this.parts.maxConsecutiveErrors) void this.close('limit-exceeded');
+  }
+
+  /** @internal A success resets the consecutive error count. */
+  countSuccess(): void {
+    this.counters.consecutiveErrors = 0;
+  }
+
+  /**
+   * Closes the session gracefully: tells the peer, closes every child, releases this side's hold on the
+   * arenas and removes the session's shared objects. Resolves when done; calling it again returns the same
+   * promise. Never throws.
+   */
+  close(reason: CloseReason = 'local-close'): Promise<void> {
+    if (this.closed !== undefined) return this.closed;
+    if (!isCloseReason(reason)) throw new RangeError(`unknown close reason '${String(reason)}'`);
+    if (!this.move('closing')) return Promise.resolve();
+    this.reason = reason;
+    this.logger.info({ reason }, 'session closing');
+    try {
+      this.parts.socket.write(encodeJsonFrame(FrameType.Close, { reason }));
+    } catch {
+      // The socket may already be gone; the peer then learns by EOF.
+    }
+    this.closed = this.finish(reason, false);
+    return this.closed;
+  }
+
+  /** @internal Forced close for server shutdown deadlines: no goodbye wait. */
+  destroy(reason: CloseReason): void {
+    this.fault(reason, new ShmxError('EHOSED', `session ${this.id} was force-closed`));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.current === 'closed' || this.current === 'faulted') return;
+    this.lastHeard = Date.now();
+    let frames;
+    try {
+      frames = this.parts.reader.push(chunk);
+    } catch (err) {
+      this.fault('protocol-error', err);
+      return;
+    }
+    for (const f of frames) this.onFrame(f.type, f.payload);
+  }
+
+  private onFrame(type: FrameType, payload: Buffer): void {
+    if (this.current === 'closed' || this.current === 'faulted') return;
+    this.counters.messagesIn++;
+    this.counters.bytesIn += payload.length + 8;
+    switch (type) {
+      case FrameType.Ping:
+        return;
+      case FrameType.Close: {
+        let reason: CloseReason = 'peer-closed';
+        try {
+          const told = parseJsonPayload(payload, 'CLOSE').reason;
+          if (told === 'server-shutdown') reason = 'server-shutdown';
+        } catch (err) {
+          this.fault('protocol-error', err);
+          return;
+        }
+        if (this.current === 'open') {
+          this.move('closing');
+          this.reason = reason;
+          this.logger.info({ reason }, 'peer closed the session');
+          this.closed = this.finish(reason, false);
+        }
+        return;
+      }
+      case FrameType.Channel:
+        if (this.onChannelFrame === undefined) {
+          this.fault('protocol-error', new ShmxError('EPROTO', 'channel frame but no channel layer'));
+          return;
+        }
+        try {
+          this.onChannelFrame(payload);
+        } catch (err) {
+          this.fault('protocol-error', err);
+        }
+        return;
+      default:
+        this.fault('protocol-error', new ShmxError('EPROTO', `unexpected frame type ${type} in an open session`));
+    }
+  }
+
+  private tick(): void {
+    if (this.current !== 'open') return;
+    if (Date.now() - this.lastHeard > this.parts.keepAlive.timeoutMs) {
+      this.fault('keepalive-timeout', new ShmxError('ETIMEDOUT', 'no keep-alive from the peer'));
+      return;
+    }
+    try {
+      this.parts.socket.write(encodeFrame(FrameType.Ping));
+    } catch {
+      // a failing socket reports through its events
+    }
+  }
+
+  /** The peer is gone or hostile: hose the session, remove its objects now, then close children and self. */
+  private fault(reason: CloseReason, cause: unknown): void {
+    if (this.current === 'closed' || this.current === 'faulted') return;
+    if (this.current === 'closing') {
+      // A goodbye is in progress; the socket ending is part of it, not a fault.
+      if (reason === 'peer-crashed') return;
+    }
+    if (!this.move('faulted')) return;
+    this.reason = isFault(reason) || reason === 'server-shutdown' ? reason : 'protocol-error';
+    const err = new ShmxError('EHOSED', `session ${this.id} is hosed: ${reason}`, {
+      resource: this.id, cause,
+    }) as ShmxError & { reason: CloseReason };
+    err.reason = reason;
+    this.hosedError = err;
+    this.logger.warn({ reason, err: cause }, 'session hosed');
+    // The peer may be dead: its holds in the app arena are reclaimed, this session's objects removed now.
+    this.removeSharedObjects();
+    this.sweepAfterFault();
+    // A close already under way finishes the job (it moves faulted → closed); otherwise start it here.
+    this.closed ??= this.finish(reason, true);
+    if (this.listenerCount('hosed') > 0) this.emit('hosed', err);
+  }
+
+  private removeSharedObjects(): void {
+    try {
+      removeSegmentsWithPrefix(this.parts.scopePrefix, this.logger);
+    } catch (err) {
+      this.logger.warn({ err }, 'could not remove session objects');
+    }
+  }
+
+  /** After a fault the peer may be dead: whatever it created for this server app goes too (if it was the
+   *  server, that includes the app arena). Objects of live processes are never touched. */
+  private sweepAfterFault(): void {
+    void whenDead(this.peer, 2000).then((dead) => {
+      if (!dead) return; // alive but silent (stopped, hung): its objects are not ours to remove
+      try {
+        sweepStale({ serverApp: this.parts.serverApp, logger: this.logger });
+      } catch (err) {
+        this.logger.warn({ err }, 'sweep after fault failed');
+      }
+    });
+  }
+
+  private async finish(reason: CloseReason, faulted: boolean): Promise<void> {
+    if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
+    for (const child of [...this.children]) {
+      try {
+        child.closeFromSession(reason);
+      } catch (err) {
+        this.logger.warn({ err }, 'a session child failed to close');
+      }
+    }
+    this.children.clear();
+    const { sessionArena, appArena, ownsAppArena, socket } = this.parts;
+    try {
+      sessionArena.close();
+    } catch (err) {
+      this.logger.warn({ err }, 'closing the session arena failed');
+    }
+    try {
+      if (ownsAppArena) releaseAppArena(appArena);
+      else if (faulted) appArena.recoverDead();
+    } catch (err) {
+      this.logger.warn({ err }, 'releasing the app arena failed');
+    }
+    if (!faulted) {
+      this.removeSharedObjects();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        timer.unref();
+        socket.end(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    socket.destroy();
+    this.move('closed');
+    this.logger.info({ reason }, 'session closed');
+    this.emit('close', reason);
+  }
+
+  private move(to: SessionState): boolean {
+    if (!canTransition(this.current, to)) return false;
+    this.current = to;
+    return true;
+  }
+}

@@ -1,0 +1,173 @@
+import { connect, createServer, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
+import { selfIdentity } from '../../src/cleanup/liveness.js';
+import { Child } from '../helpers/child.js';
+import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+
+const servers: SessionServer[] = [];
+const children: Child[] = [];
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => c.stop()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function setup(options: Record<string, unknown> = {}, overrides: Parameters<typeof testUniverse>[0] = {}) {
+  const t = testUniverse(overrides);
+  const universe = new Universe(t.definition);
+  const server = await SessionServer.start({ universe, serverApp: t.serverApp, ...options });
+  servers.push(server);
+  return { t, universe, server };
+}
+
+/** A raw connection to the server's socket; resolves when the server closes it, with what it sent. */
+function raw(path: string, write: (s: Socket) => void): Promise<{ received: Buffer; ms: number }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const chunks: Buffer[] = [];
+    const s = connect(path, () => write(s));
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => {});
+    s.on('close', () => resolve({ received: Buffer.concat(chunks), ms: performance.now() - started }));
+  });
+}
+
+function frame(type: number, payload: Buffer | string): Buffer {
+  const body = Buffer.from(payload);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(body.length, 0);
+  head[4] = type;
+  return Buffer.concat([head, body]);
+}
+
+function refusalCode(received: Buffer): string | undefined {
+  if (received.length < 8 || received[4] !== 3) return undefined;
+  return (JSON.parse(received.subarray(8, 8 + received.readUInt32LE(0)).toString()) as { code: string }).code;
+}
+
+describe('handshake', () => {
+  it('malformed, truncated, oversized and slow frames close only that connection', async () => {
+    const { t, universe, server } = await setup({ handshakeTimeoutMs: 300 });
+    const healthy = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
+    const me = selfIdentity();
+    const hello = { protocol: 1, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+
+    const garbage = await raw(server.socketPath, (s) => s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    expect(refusalCode(garbage.received)).toBe('EPROTO');
+    const oversized = await raw(server.socketPath, (s) => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(1 << 20, 0);
+      head[4] = 1;
+      s.write(head);
+    });
+    expect(refusalCode(oversized.received)).toBe('EPROTO');
+    const badJson = await raw(server.socketPath, (s) => s.write(frame(1, '{"protocol":')));
+    expect(refusalCode(badJson.received)).toBe('EPROTO');
+    const wrongShape = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, pid: 'x' }))));
+    expect(refusalCode(wrongShape.received)).toBe('EPROTO');
+    const truncated = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify(hello)).subarray(0, 20)));
+    expect(refusalCode(truncated.received)).toBe('ETIMEDOUT');
+    const slow = await raw(server.socketPath, (s) => {
+      const bytes = frame(1, JSON.stringify(hello));
+      let i = 0;
+      const drip = setInterval(() => (i < bytes.length && !s.destroyed ? s.write(bytes.subarray(i, ++i)) : clearInterval(drip)), 50);
+      s.on('close', () => clearInterval(drip));
+    });
+    expect(refusalCode(slow.received)).toBe('ETIMEDOUT');
+    expect(slow.ms).toBeLessThan(1500);
+    const wrongVersion = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, protocol: 99 }))));
+    expect(refusalCode(wrongVersion.received)).toBe('EPROTOVERSION');
+    const liar = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, pid: 1 }))));
+    expect(refusalCode(liar.received)).toBe('ECREDENTIALS');
+
+    expect(server.metrics.refusedByReason).toMatchObject({ EPROTO: 4, ETIMEDOUT: 2, EPROTOVERSION: 1, ECREDENTIALS: 1 });
+    // The healthy session never noticed.
+    expect(healthy.state).toBe('open');
+    const block = healthy.sessionArena.alloc(64);
+    block.bytes[0] = 7;
+    block.release();
+    await healthy.close();
+    expect((await shmObjectsOf(t.serverApp)).filter((n) => n.startsWith('shmx.sa.'))).toEqual([]);
+  });
+
+  it('a client that vanishes mid-handshake leaves nothing: every step is rolled back', async () => {
+    let opened = 0;
+    const { t, server } = await setup({ onSessionOpen: () => opened++ });
+    const me = selfIdentity();
+    const hello = { protocol: 1, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+    // HELLO, wait for WELCOME (the server made the arenas), then hang up instead of READY.
+    await new Promise<void>((resolve) => {
+      const s = connect(server.socketPath, () => s.write(frame(1, JSON.stringify(hello))));
+      s.once('data', () => s.destroy());
+      s.on('close', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(opened).toBe(0);
+    expect(server.metrics.opened).toBe(0);
+    expect(await shmObjectsOf(t.serverApp)).toEqual([]);
+  });
+
+  it('timeout and abort are distinct errors', async () => {
+    const t = testUniverse();
+    const universe = new Universe(t.definition);
+    // A socket that accepts and never answers.
+    const held: Socket[] = [];
+    const mute = createServer((s) => held.push(s));
+    await new Promise<void>((r) => mute.listen(universe.socketPath(t.serverApp), r));
+    try {
+      const timedOut = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp, timeoutMs: 150 })
+        .catch((e) => e);
+      expect(timedOut).toBeInstanceOf(TimeoutError);
+      expect(timedOut.code).toBe('ETIMEDOUT');
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 50);
+      const aborted = await ClientSession.connect({
+        universe, clientApp: t.clientApp, serverApp: t.serverApp, timeoutMs: 5000, signal: controller.signal,
+      }).catch((e) => e);
+      expect(aborted).toBeInstanceOf(AbortError);
+      expect(aborted).not.toBeInstanceOf(TimeoutError);
+      expect(aborted.code).toBe('ABORT_ERR');
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((r) => mute.close(r));
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses a client running as the wrong user (setpriv)', async () => {
+    const { t, server } = await setup({}, { client: { uid: 0 }, server: { permissions: 'unrestricted' } });
+    const c = new Child(
+      'session-client.ts',
+      [JSON.stringify({ definition: t.definition, clientApp: t.clientApp, serverApp: t.serverApp })],
+      { wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], env: { ...process.env, HOME: '/tmp' } },
+    );
+    children.push(c);
+    await c.waitFor('ready');
+    c.send({ cmd: 'connect' });
+    const e = await c.waitFor('error');
+    expect(e.code).toBe('EUIDMISMATCH');
+    expect(server.metrics.refusedByReason.EUIDMISMATCH).toBe(1);
+    expect(await shmObjectsOf(t.serverApp)).toEqual([]);
+  });
+
+  it('refuses a client whose executable is not the one the universe names', async () => {
+    const { t, universe, server } = await setup({}, { client: { executablePath: '/usr/bin/not-node' } });
+    const err = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp }).catch((e) => e);
+    expect(err.code).toBe('EEXECUTABLE');
+    expect(server.metrics.refusedByReason.EEXECUTABLE).toBe(1);
+    const ok = await setup({}, { client: { executablePath: process.execPath } });
+    const session: Session = await ClientSession.connect({
+      universe: ok.universe, clientApp: ok.t.clientApp, serverApp: ok.t.serverApp,
+    });
+    await session.close();
+  });
+
+  it('rejects bad options before any connection', () => {
+    const t = testUniverse();
+    const universe = new Universe(t.definition);
+    expect(() => ClientSession.connect({ universe, clientApp: 'nope', serverApp: t.serverApp })).toThrow(RangeError);
+    expect(() => ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: 'nope' })).toThrow(RangeError);
+    expect(() => ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp, timeoutMs: -1 }))
+      .toThrow(RangeError);
+    expect(() => new Universe({ apps: [{ name: 'Bad Name' }], servers: [] })).toThrow(RangeError);
+  });
+});
