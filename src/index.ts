@@ -5,6 +5,8 @@
  * one {@link Universe}; each {@link Session} gives both sides a session-scope and an app-scope {@link Arena}.
  */
 export * from './session/index.js';
+export { Channel, Message } from './channel/index.js';
+export type { OpenChannelOptions, ChannelSettings, RequestOptions, TransportKind, MqChannelOptions } from './channel/index.js';
 export { Arena, Block } from './arena/index.js';
 export type { Handle } from './arena/index.js';
 export { ShmxError, TimeoutError, AbortError, hasCode } from './errors.js';

@@ -6,6 +6,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
+import { resolveChannelSettings, type ChannelSettings, type OpenChannelOptions } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
 import { AbortError, ShmxError, TimeoutError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
@@ -41,6 +42,11 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Consecutive errors after which the session is closed with `limit-exceeded`. Default 16. */
   maxConsecutiveErrors?: number;
+  /** Channels to open as part of the session: connect resolves once the server accepted all of them
+   *  (they are `session.channels`, with `init === true`; the server receives them through `'channel'`). */
+  initChannels?: OpenChannelOptions[];
+  /** Channel settings (spin time before parking, socket message limit). */
+  channels?: Partial<ChannelSettings>;
   logger?: Logger;
 }
 
@@ -65,6 +71,9 @@ export class ClientSession {
       throw new TypeError('signal must be an AbortSignal');
     }
     if (options.signal?.aborted) return Promise.reject(new AbortError('connect aborted before it started'));
+    const channelSettings = resolveChannelSettings(options.channels);
+    const initChannels = options.initChannels ?? [];
+    if (!Array.isArray(initChannels)) throw new TypeError('initChannels must be an array');
     const logger = (options.logger ?? defaultLogger()).child({ clientApp, serverApp });
     return new Promise<Session>((resolve, reject) => {
       const socket = netConnect(socketPath);
@@ -139,7 +148,18 @@ export class ClientSession {
             } else if (type === FrameType.Welcome) {
               const welcome = parseWelcome(payload);
               const session = open(welcome, frames.slice(i + 1));
-              finish(null, session);
+              if (initChannels.length === 0) {
+                finish(null, session);
+              } else {
+                // The session is open; the connect completes with its init channels, or not at all.
+                Promise.all(initChannels.map((o) => session.openInitChannel(o))).then(
+                  () => finish(null, session),
+                  (err: Error) => {
+                    void session.close('protocol-error');
+                    finish(err);
+                  },
+                );
+              }
             } else {
               throw new ShmxError('EPROTO', `unexpected frame type ${type} from the server during the handshake`);
             }
@@ -184,6 +204,7 @@ export class ClientSession {
           scopePrefix: sessionScopePrefix(server, serverApp, clientApp, welcome.session),
           keepAlive: { intervalMs: welcome.keepAliveIntervalMs, timeoutMs: welcome.keepAliveTimeoutMs },
           maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
+          channels: channelSettings,
           logger,
         });
         session.logger.info({ peer: session.peer }, 'session opened');

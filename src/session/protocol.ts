@@ -24,14 +24,18 @@ export const FrameType = {
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 const TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
 
+/** The 8-byte header of a frame whose payload is `length` bytes. */
+export function encodeFrameHeader(type: FrameType, length: number): Buffer {
+  const head = Buffer.allocUnsafe(HEADER_BYTES);
+  head.writeUInt32LE(length, 0);
+  head.writeUInt32LE(type, 4);
+  return head;
+}
+
 /** Builds one frame. */
 export function encodeFrame(type: FrameType, payload?: Uint8Array): Buffer {
-  const length = payload?.byteLength ?? 0;
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-  frame.writeUInt32LE(length, 0);
-  frame.writeUInt32LE(type, 4);
-  if (payload !== undefined) frame.set(payload, HEADER_BYTES);
-  return frame;
+  const head = encodeFrameHeader(type, payload?.byteLength ?? 0);
+  return payload === undefined ? head : Buffer.concat([head, payload]);
 }
 
 /** Builds a frame with a JSON payload. */

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
+import { resolveChannelSettings, type ChannelSettings } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
@@ -59,6 +60,8 @@ export interface SessionServerOptions {
   sweepIntervalMs?: number;
   /** Consecutive errors after which a session is closed with `limit-exceeded`. Default 16. */
   maxConsecutiveErrors?: number;
+  /** Channel settings of accepted sessions (spin time before parking, socket message limit). */
+  channels?: Partial<ChannelSettings>;
   logger?: Logger;
   /** Called when a session has opened, before the `session` event: attach per-session state here. */
   onSessionOpen?: (session: Session) => void;
@@ -107,6 +110,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     Pick<SessionServerOptions, 'maxSessions' | 'handshakeTimeoutMs' | 'shutdownTimeoutMs' | 'maxConsecutiveErrors'>
   > & SessionServerOptions;
   private readonly keepAlive: KeepAliveOptions;
+  private readonly channelSettings: ChannelSettings;
   private readonly sessions = new Set<Session>();
   private readonly pending = new Set<Pending>();
   private readonly appArenas = new Map<string, Arena>();
@@ -140,6 +144,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       intervalMs: positive(options.keepAlive?.intervalMs, 'keepAlive.intervalMs', 1000),
       timeoutMs: positive(options.keepAlive?.timeoutMs, 'keepAlive.timeoutMs', 3000),
     };
+    this.channelSettings = resolveChannelSettings(options.channels);
     this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
     this.metrics = {
       opened: 0,
@@ -346,6 +351,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       scopePrefix: sessionScopePrefix(selfIdentity(), this.serverApp, hello.clientApp, welcome.session),
       keepAlive: this.keepAlive,
       maxConsecutiveErrors: this.options.maxConsecutiveErrors,
+      channels: this.channelSettings,
       logger: this.logger,
     });
     this.sessions.add(session);

@@ -7,7 +7,11 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Arena } from '../arena/index.js';
+import { ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild } from '../channel/index.js';
+import { selfIdentity } from '../cleanup/liveness.js';
+import { scopePrefix } from '../cleanup/names.js';
 import { whenDead } from '../cleanup/liveness.js';
+import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -16,6 +20,7 @@ import { canTransition, isCloseReason, isFault, type CloseReason, type SessionSt
 import {
   CONTROL_MAX_PAYLOAD,
   encodeFrame,
+  encodeFrameHeader,
   encodeJsonFrame,
   FrameType,
   parseJsonPayload,
@@ -47,13 +52,7 @@ export interface KeepAliveOptions {
   timeoutMs: number;
 }
 
-/**
- * Something the session owns that has its own close event (a channel, a borrowed block). The session closes
- * every child, exactly once each, before it emits its own `close`.
- */
-export interface SessionChild {
-  closeFromSession(reason: CloseReason): void;
-}
+export type { SessionChild } from '../channel/index.js';
 
 /** @internal Everything a Session is made of; built by SessionServer or ClientSession. */
 export interface SessionParts {
@@ -75,6 +74,7 @@ export interface SessionParts {
   scopePrefix: string;
   keepAlive: KeepAliveOptions;
   maxConsecutiveErrors: number;
+  channels: ChannelSettings;
   logger: Logger;
 }
 
@@ -82,6 +82,8 @@ export interface SessionParts {
 export interface SessionEvents {
   /** The peer is gone or broke the protocol (the error handler): `err.code === 'EHOSED'`, `err.reason`. */
   hosed: [err: ShmxError & { reason: CloseReason }];
+  /** The peer opened a channel (passive open). Without a listener, the peer's open is refused. */
+  channel: [channel: Channel];
   /** Emitted exactly once, after every child closed. */
   close: [reason: CloseReason];
 }
@@ -108,8 +110,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private lastHeard = Date.now();
   private closed: Promise<void> | undefined;
-  /** @internal Channel frames go to the channel layer. */
-  onChannelFrame: ((payload: Buffer) => void) | undefined;
+  private readonly mux: ChannelMux;
 
   /** @internal Use SessionServer or ClientSession.connect. */
   constructor(parts: SessionParts) {
@@ -121,12 +122,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.logger = parts.logger.child({
       session: this.id, side: this.side, localApp: parts.localApp, peerApp: parts.peer.app,
     });
-    parts.reader.maxPayload = CONTROL_MAX_PAYLOAD;
+    parts.reader.maxPayload = Math.max(CONTROL_MAX_PAYLOAD, parts.channels.maxSocketMessage + 64);
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
     socket.on('error', (err) => this.fault('peer-crashed', err));
     socket.on('close', () => this.fault('peer-crashed', new ShmxError('ECONNRESET', 'master channel closed')));
+    socket.on('drain', () => this.mux.onSocketDrain());
+    this.mux = new ChannelMux(this.channelHost(), parts.channels,
+      `shmx.bell.${parts.serverApp}.${parts.serverPid}.${parts.number}.${parts.side}`);
     this.keepAliveTimer = setInterval(() => this.tick(), parts.keepAlive.intervalMs);
     this.keepAliveTimer.unref();
     // Frames that arrived with the last handshake frame belong to the open session.
@@ -160,6 +164,26 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.parts.appArena;
   }
 
+  /**
+   * Opens a channel to the peer; resolves when the peer accepted it (its `'channel'` listener received it).
+   * Transports: `shm` (default, shared-memory rings), `mq` (POSIX queues), `socket` (this session's socket).
+   */
+  openChannel(options: OpenChannelOptions = {}): Promise<Channel> {
+    this.assertUsable();
+    return this.mux.open(options);
+  }
+
+  /** @internal Opens a channel requested at session start. */
+  openInitChannel(options: OpenChannelOptions): Promise<Channel> {
+    this.assertUsable();
+    return this.mux.open(options, true);
+  }
+
+  /** Channels open now. */
+  get channels(): readonly Channel[] {
+    return this.mux.openChannels;
+  }
+
   /** Throws EHOSED after a fault, ECLOSED after a close: every call on a dead session fails at once. */
   assertUsable(): void {
     if (this.current === 'open') return;
@@ -178,13 +202,57 @@ export class Session extends EventEmitter<SessionEvents> {
     this.children.delete(child);
   }
 
-  /** @internal Sends one frame on the master channel. */
-  sendFrame(type: FrameType, payload?: Uint8Array): void {
-    this.assertUsable();
-    const frame = encodeFrame(type, payload);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += frame.length;
-    this.parts.socket.write(frame);
+  /** What the channel layer may use of this session. */
+  private channelHost(): MuxHost {
+    const session = this;
+    const { parts } = this;
+    return {
+      side: parts.side,
+      id: this.id,
+      serverApp: parts.serverApp,
+      logger: this.logger,
+      peerPid: parts.peer.pid,
+      sessionArenaForChannels: parts.sessionArena,
+      appArenaForChannels: parts.appArena,
+      localScopePrefix: scopePrefix({
+        kind: 'mq', serverApp: parts.serverApp, creator: selfIdentity(),
+        clientApp: parts.side === 'server' ? parts.peer.app : parts.localApp, session: parts.number,
+      }),
+      sendChannelFrame: (frameParts) => this.sendFrameParts(FrameType.Channel, frameParts),
+      get masterWritable() {
+        return !parts.socket.writableNeedDrain;
+      },
+      adopt: (child) => this.adopt(child),
+      disown: (child) => this.disown(child),
+      fault: (err: ShmxErrorType) => this.fault('protocol-error', err),
+      countIn: (bytes) => {
+        session.counters.messagesIn++;
+        session.counters.bytesIn += bytes;
+      },
+      countOut: (bytes) => {
+        session.counters.messagesOut++;
+        session.counters.bytesOut += bytes;
+      },
+      countError: (err) => this.countError(err),
+      countSuccess: () => this.countSuccess(),
+      acceptChannel: (channel) => {
+        if (this.listenerCount('channel') === 0) return false;
+        this.emit('channel', channel);
+        return true;
+      },
+    };
+  }
+
+  /** Sends one frame made of consecutive parts on the master socket, without joining them. */
+  private sendFrameParts(type: FrameType, frameParts: Uint8Array[]): void {
+    if (this.current !== 'open' && this.current !== 'closing') return;
+    let length = 0;
+    for (const p of frameParts) length += p.byteLength;
+    const { socket } = this.parts;
+    socket.cork();
+    socket.write(encodeFrameHeader(type, length));
+    for (const p of frameParts) socket.write(p);
+    socket.uncork();
   }
 
   /** @internal Counts an error; too many in a row closes the session with `limit-exceeded`. */
@@ -263,12 +331,8 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       }
       case FrameType.Channel:
-        if (this.onChannelFrame === undefined) {
-          this.fault('protocol-error', new ShmxError('EPROTO', 'channel frame but no channel layer'));
-          return;
-        }
         try {
-          this.onChannelFrame(payload);
+          this.mux.onFrame(payload);
         } catch (err) {
           this.fault('protocol-error', err);
         }
@@ -346,6 +410,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     this.children.clear();
+    this.mux.close();
     const { sessionArena, appArena, ownsAppArena, socket } = this.parts;
     try {
       sessionArena.close();

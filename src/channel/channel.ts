@@ -1,0 +1,362 @@
+/**
+ * Channel: ordered, lossless messaging between the two sides of a session, the same API over every transport.
+ * Small payloads are copied; an arena Block is sent by handle, so its size does not matter; requests are
+ * matched to replies by id. Backpressure is explicit: `send` returns false and `'drain'` follows.
+ */
+import { EventEmitter } from 'node:events';
+import { Block, decodeHandle, encodeHandle, HANDLE_BYTES, type Arena } from '../arena/index.js';
+import type { CloseReason } from '../close-reason.js';
+import { AbortError, ShmxError } from '../errors.js';
+import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE, tagOf } from './envelope.js';
+import type { ChannelHost, SessionChild } from './host.js';
+import { Message, type Replier } from './message.js';
+import { PendingRequests } from './requests.js';
+import type { Transport, TransportKind } from './transport.js';
+
+/** What a channel needs from the multiplexer that owns it. */
+export interface ChannelLink {
+  readonly host: ChannelHost;
+  /** A message was written: wake the peer if it sleeps. */
+  afterWrite(channel: Channel): void;
+  /** Someone started listening: deliver what is waiting. */
+  consumerAppeared(channel: Channel): void;
+  /** The channel closed; tell the peer unless it told us. */
+  closed(channel: Channel, reason: CloseReason, tellPeer: boolean): void;
+}
+
+/** Options of a request. */
+export interface RequestOptions {
+  /** Reject with TimeoutError when no reply arrives in time. */
+  timeout?: number;
+  /** Reject with AbortError when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface ChannelEvents {
+  message: [message: Message];
+  /** After `send` returned false: there is room again. */
+  drain: [];
+  /** Exactly once. */
+  close: [reason: CloseReason];
+}
+
+/** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
+const ITERATOR_BUFFER = 256;
+/** Messages delivered per turn before yielding to the event loop. */
+export const DELIVERY_BATCH = 512;
+
+export class Channel extends EventEmitter<ChannelEvents> implements SessionChild {
+  /** Unique within its session. */
+  readonly id: number;
+  /** What the opener said this channel is for. */
+  readonly metadata: unknown;
+  /** How messages move: `shm` rings, POSIX `mq`, or the session's Unix `socket`. */
+  readonly transport: TransportKind;
+  /** True for a channel requested at session open. */
+  readonly init: boolean;
+
+  private readonly link: ChannelLink;
+  private readonly io: Transport;
+  private readonly requests = new PendingRequests();
+  private readonly inbox: Message[] = [];
+  private readonly waiters: Array<(r: IteratorResult<Message>) => void> = [];
+  private iterators = 0;
+  private blocked = false;
+  /** Sends waiting for room, in call order: nothing may overtake them. */
+  private readonly outbox: Array<{ flags: number; requestId: number; data: Uint8Array | Block; done: (err?: Error) => void }> = [];
+  private closeReason: CloseReason | undefined;
+
+  /** @internal Made by the session's channel multiplexer. */
+  constructor(link: ChannelLink, id: number, transport: Transport, metadata: unknown, init: boolean) {
+    super();
+    this.link = link;
+    this.id = id;
+    this.io = transport;
+    this.transport = transport.kind;
+    this.metadata = metadata;
+    this.init = init;
+    (this as EventEmitter).on('newListener', (event: string) => {
+      if (event === 'message') queueMicrotask(() => this.link.consumerAppeared(this));
+    });
+  }
+
+  /** `open` until closed. */
+  get state(): 'open' | 'closed' {
+    return this.closeReason === undefined ? 'open' : 'closed';
+  }
+
+  /** Requests awaiting their reply. */
+  get pendingRequests(): number {
+    return this.requests.size;
+  }
+
+  /**
+   * Sends a message: bytes are copied; an arena Block (of this session's session or app arena) is sent by
+   * handle — the peer reads the same memory. The sender keeps its own hold on the block. Returns false when
+   * the channel is full: nothing was sent; wait for `'drain'` (or use {@link sendAsync}).
+   */
+  send(data: Uint8Array | Block): boolean {
+    this.assertOpen();
+    if (this.outbox.length > 0) return false; // queued sends go first
+    return this.sendTagged(0, 0, data);
+  }
+
+  /** Sends in call order, waiting for room when full. Rejects (ECLOSED) if the channel closes first. Keep a
+   *  Block held until this resolves. */
+  sendAsync(data: Uint8Array | Block): Promise<void> {
+    return this.enqueue(0, 0, data);
+  }
+
+  /**
+   * Sends a request and resolves with the reply. Many may be in flight; each completes exactly once: reply,
+   * timeout (TimeoutError), abort (AbortError) or channel close (ECLOSED), whichever comes first.
+   */
+  async request(data: Uint8Array | Block, options: RequestOptions = {}): Promise<Message> {
+    this.assertOpen();
+    const { timeout, signal } = options;
+    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
+      throw new RangeError('timeout must be a positive number of milliseconds');
+    }
+    if (signal?.aborted) throw new AbortError('request aborted before it was sent');
+    const { id, reply } = this.requests.add(timeout, signal, `request on channel ${this.id}`);
+    this.enqueue(TAG_REQUEST, id, data).catch((err: Error) => this.requests.fail(id, err));
+    return reply;
+  }
+
+  /** Iterates over incoming messages until the channel closes. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message> {
+    this.iterators++;
+    this.link.consumerAppeared(this);
+    try {
+      for (;;) {
+        const next = this.inbox.shift();
+        if (next !== undefined) {
+          if (this.inbox.length === ITERATOR_BUFFER - 1) this.link.consumerAppeared(this);
+          yield next;
+          continue;
+        }
+        if (this.closeReason !== undefined) return;
+        const r = await new Promise<IteratorResult<Message>>((resolve) => this.waiters.push(resolve));
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      this.iterators--;
+    }
+  }
+
+  /** Closes the channel (both ends). Idempotent; emits `'close'` exactly once. */
+  close(): void {
+    this.finish('local-close', true);
+  }
+
+  /** @internal The session is closing: close without telling the peer (the session does). */
+  closeFromSession(reason: CloseReason): void {
+    this.finish(reason, false);
+  }
+
+  /** @internal The peer closed its end. */
+  closeFromPeer(): void {
+    this.finish('peer-closed', false);
+  }
+
+  // ---- used by the multiplexer ----
+
+  /** @internal True when someone will take messages now; otherwise they stay in the transport. */
+  get wantsMessages(): boolean {
+    if (this.closeReason !== undefined) return false;
+    if (this.listenerCount('message') > 0) return true;
+    // Replies must get through to pending requests even when nobody listens for other messages.
+    return (this.iterators > 0 || this.requests.size > 0) && this.inbox.length < ITERATOR_BUFFER;
+  }
+
+  /** @internal */
+  get readable(): boolean {
+    return this.io.readable;
+  }
+
+  /** @internal Delivers up to `limit` messages; returns how many. */
+  pump(limit: number): number {
+    if (!this.wantsMessages) return 0;
+    return this.io.read(limit, (tag, requestId, body) => this.deliver(tag, requestId, body));
+  }
+
+  /** @internal There may be room again: send what waits, in order; emit 'drain' once all went out. */
+  checkDrain(): void {
+    if (!this.blocked || this.closeReason !== undefined || !this.io.writable) return;
+    this.blocked = false;
+    while (this.outbox.length > 0) {
+      const next = this.outbox[0]!;
+      let sent: boolean;
+      try {
+        sent = this.sendTagged(next.flags, next.requestId, next.data);
+      } catch (err) {
+        this.outbox.shift();
+        next.done(err as Error);
+        continue;
+      }
+      if (!sent) return; // full again: the next drain continues
+      this.outbox.shift();
+      next.done();
+    }
+    this.emit('drain');
+  }
+
+  // ---- internals ----
+
+  private assertOpen(): void {
+    if (this.closeReason !== undefined) {
+      throw new ShmxError('ECLOSED', `channel ${this.id} is closed (${this.closeReason})`);
+    }
+  }
+
+  /** Sends now if nothing waits and there is room, else queues; resolves once sent. */
+  private enqueue(flags: number, requestId: number, data: Uint8Array | Block): Promise<void> {
+    try {
+      this.assertOpen();
+      if (this.outbox.length === 0 && this.sendTagged(flags, requestId, data)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.outbox.push({ flags, requestId, data, done: (err) => (err === undefined ? resolve() : reject(err)) });
+    });
+  }
+
+  private sendTagged(flags: number, requestId: number, data: Uint8Array | Block): boolean {
+    this.assertOpen();
+    if (this.blocked) return false;
+    const host = this.link.host;
+    let tag: number;
+    let body: Uint8Array;
+    let spilled: Block | undefined;
+    if (data instanceof Block) {
+      const arena = this.arenaOf(data);
+      tag = tagOf(arena === host.sessionArenaForChannels ? BodyKind.SessionBlock : BodyKind.AppBlock, flags);
+      body = encodeHandle(arena.lend(data));
+    } else if (data instanceof Uint8Array) {
+      if (data.byteLength <= this.io.maxInline) {
+        tag = tagOf(BodyKind.Inline, flags);
+        body = data;
+      } else {
+        // Too big for the transport: one copy into the session arena, sent by handle.
+        spilled = host.sessionArenaForChannels.alloc(data.byteLength);
+        spilled.bytes.set(data);
+        tag = tagOf(BodyKind.Spilled, flags);
+        body = encodeHandle(host.sessionArenaForChannels.lend(spilled));
+      }
+    } else {
+      throw new TypeError('data must be a Uint8Array or an arena Block');
+    }
+    const sent = this.io.write(tag, requestId, body);
+    if (spilled !== undefined) {
+      // The lend keeps a spilled block alive for the receiver; if nothing was sent, take the lend back by
+      // borrowing it ourselves and releasing it.
+      if (!sent) host.sessionArenaForChannels.borrow(decodeHandle(body)).release();
+      spilled.release();
+    } else if (!sent && data instanceof Block) {
+      this.arenaOf(data).borrow(decodeHandle(body)).release();
+    }
+    if (!sent) {
+      this.blocked = true;
+      return false;
+    }
+    host.countOut(body.byteLength + 8);
+    this.link.afterWrite(this);
+    return true;
+  }
+
+  private arenaOf(block: Block): Arena {
+    const host = this.link.host;
+    for (const arena of [host.sessionArenaForChannels, host.appArenaForChannels]) {
+      if (arena.owns(block)) return arena;
+    }
+    throw new RangeError('a block sent on a channel must come from its session\'s session arena or app arena');
+  }
+
+  private deliver(tag: number, requestId: number, body: Uint8Array): void {
+    const host = this.link.host;
+    host.countIn(body.byteLength + 8);
+    let message: Message;
+    const replier = (tag & TAG_REQUEST) !== 0 ? this.replierFor(requestId) : undefined;
+    switch (kindOf(tag)) {
+      case BodyKind.Inline: {
+        const copy = Buffer.allocUnsafe(body.byteLength);
+        copy.set(body);
+        message = new Message(copy, undefined, requestId, replier, undefined);
+        break;
+      }
+      case BodyKind.Spilled: {
+        const block = this.borrow(host.sessionArenaForChannels, body);
+        const copy = Buffer.allocUnsafe(block.length);
+        copy.set(block.bytes);
+        block.release();
+        message = new Message(copy, undefined, requestId, replier, undefined);
+        break;
+      }
+      case BodyKind.SessionBlock:
+      case BodyKind.AppBlock: {
+        const arena = kindOf(tag) === BodyKind.SessionBlock ? host.sessionArenaForChannels : host.appArenaForChannels;
+        const block = this.borrow(arena, body);
+        // A borrowed block is a child of the session: released when the session closes, if not before.
+        const child: SessionChild = { closeFromSession: () => message.release() };
+        host.adopt(child);
+        message = new Message(block.bytes, block, requestId, replier, () => host.disown(child));
+        break;
+      }
+      default:
+        throw new ShmxError('EPROTO', `channel ${this.id}: unknown message kind ${kindOf(tag)}`);
+    }
+    if ((tag & TAG_RESPONSE) !== 0) {
+      if (!this.requests.complete(requestId, message)) message.release(); // late: its request already ended
+      return;
+    }
+    this.dispatch(message);
+  }
+
+  private replierFor(requestId: number): Replier {
+    return {
+      now: (d) => this.outbox.length === 0 && this.sendTagged(TAG_RESPONSE, requestId, d),
+      queued: (d) => this.enqueue(TAG_RESPONSE, requestId, d),
+    };
+  }
+
+  private borrow(arena: Arena, body: Uint8Array): Block {
+    if (body.byteLength !== HANDLE_BYTES) throw new ShmxError('EPROTO', `channel ${this.id}: malformed block handle`);
+    return arena.borrow(decodeHandle(body));
+  }
+
+  private dispatch(message: Message): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter({ value: message, done: false });
+      return;
+    }
+    if (this.listenerCount('message') > 0) {
+      try {
+        this.emit('message', message);
+        this.link.host.countSuccess();
+      } catch (err) {
+        this.link.host.countError(err);
+      }
+      return;
+    }
+    this.inbox.push(message);
+  }
+
+  private finish(reason: CloseReason, tellPeer: boolean): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.requests.failAll(reason);
+    const closed = new ShmxError('ECLOSED', `channel ${this.id} closed (${reason}) before the message was sent`);
+    for (const o of this.outbox.splice(0)) o.done(closed);
+    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+    for (const m of this.inbox.splice(0)) m.release();
+    try {
+      this.io.close();
+    } finally {
+      this.link.closed(this, reason, tellPeer);
+      this.emit('close', reason);
+    }
+  }
+}

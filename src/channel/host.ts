@@ -1,0 +1,39 @@
+/**
+ * What a channel needs from the session it belongs to. The session layer implements this; the channel layer
+ * never imports the session layer (dependencies point down).
+ */
+import type { Arena } from '../arena/index.js';
+import type { CloseReason } from '../close-reason.js';
+import type { ShmxError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** Anything with its own close event that must close, exactly once, before its session's `close`. */
+export interface SessionChild {
+  closeFromSession(reason: CloseReason): void;
+}
+
+export interface ChannelHost {
+  readonly side: 'server' | 'client';
+  readonly id: string;
+  readonly serverApp: string;
+  readonly logger: Logger;
+  /** The session arena (rings and spilled payloads live here). */
+  readonly sessionArenaForChannels: Arena;
+  readonly appArenaForChannels: Arena;
+  /** Prefix (ending in '.') for kernel objects of this session made by this process. */
+  readonly localScopePrefix: string;
+  /** pid of the peer process (kernel-verified). */
+  readonly peerPid: number;
+  /** Sends one channel frame, given as consecutive parts, on the master socket (no copy of the parts). */
+  sendChannelFrame(parts: Uint8Array[]): void;
+  /** Socket-level backpressure: false when the master socket's buffers are full. */
+  readonly masterWritable: boolean;
+  adopt(child: SessionChild): void;
+  disown(child: SessionChild): void;
+  /** A peer broke the rules (corrupt ring, stale handle): fault the whole session. */
+  fault(err: ShmxError): void;
+  countIn(bytes: number): void;
+  countOut(bytes: number): void;
+  countError(err: unknown): void;
+  countSuccess(): void;
+}

@@ -1,0 +1,65 @@
+/**
+ * A received message. `bytes` is the payload: a private copy for copied sends, or — for a block sent by handle —
+ * a view of the very bytes the sender wrote in the arena (zero-copy), valid until `release()`.
+ */
+import type { Block } from '../arena/index.js';
+
+/** @internal How a request is answered: now (false when full) or in order when there is room. */
+export interface Replier {
+  now(data: Uint8Array | Block): boolean;
+  queued(data: Uint8Array | Block): Promise<void>;
+}
+
+export class Message {
+  /** The payload. For a block message, a view into shared memory valid until {@link release}. */
+  readonly bytes: Uint8Array;
+  /** For a message sent as an arena Block: the borrowed block. Release it when done (or the session will). */
+  readonly block: Block | undefined;
+  /** @internal Request id when this message is a request (reply with {@link reply}). */
+  readonly requestId: number;
+  private readonly replier: Replier | undefined;
+  private readonly onRelease: (() => void) | undefined;
+
+  /** @internal */
+  constructor(
+    bytes: Uint8Array,
+    block: Block | undefined,
+    requestId: number,
+    replier: Replier | undefined,
+    onRelease: (() => void) | undefined,
+  ) {
+    this.bytes = bytes;
+    this.block = block;
+    this.requestId = requestId;
+    this.replier = replier;
+    this.onRelease = onRelease;
+  }
+
+  /** True when the sender awaits a reply ({@link reply}). */
+  get isRequest(): boolean {
+    return this.replier !== undefined;
+  }
+
+  /** Answers a request. Returns false under backpressure (nothing sent: use {@link replyAsync}). */
+  reply(data: Uint8Array | Block): boolean {
+    return this.requester().now(data);
+  }
+
+  /** Answers a request once there is room, in order with the channel's other queued sends. */
+  replyAsync(data: Uint8Array | Block): Promise<void> {
+    return this.requester().queued(data);
+  }
+
+  private requester(): Replier {
+    if (this.replier === undefined) throw new TypeError('this message is not a request');
+    return this.replier;
+  }
+
+  /** Releases the borrowed block (no-op for copied messages). Idempotent. */
+  release(): void {
+    if (this.block !== undefined && this.block.held) {
+      this.block.release();
+      this.onRelease?.();
+    }
+  }
+}

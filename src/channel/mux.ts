@@ -1,0 +1,400 @@
+/**
+ * The channel multiplexer of one session side: opens and accepts channels over the master socket's channel
+ * frames, wakes and is woken by the peer, and delivers messages — spinning briefly when idle, then parking.
+ *
+ * Channel frame: [u8 op][3 zero bytes][u32 channel id LE] then the op's body.
+ */
+import type { Block, Handle } from '../arena/index.js';
+import { parseResourceName } from '../cleanup/names.js';
+import type { CloseReason } from '../close-reason.js';
+import { ShmxError } from '../errors.js';
+import { Channel, DELIVERY_BATCH, type ChannelLink } from './channel.js';
+import type { ChannelHost } from './host.js';
+import { MqTransport, queueNames, type MqChannelOptions } from './mq-transport.js';
+import { checkRingCapacity } from './ring.js';
+import { formatRingPair, ringPairBytes, ShmTransport } from './shm-transport.js';
+import { SocketTransport } from './socket-transport.js';
+import type { Transport, TransportKind } from './transport.js';
+import { Wakeup } from './wakeup.js';
+
+const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6 } as const;
+const FRAME_HEAD = 8;
+
+/** Options of {@link ChannelMux.open} (and `session.openChannel`). */
+export interface OpenChannelOptions {
+  /** Anything JSON-serialisable: tells the peer what the channel is for. */
+  metadata?: unknown;
+  /** Default `shm`. */
+  transport?: TransportKind;
+  /** shm: bytes per direction, a power of two (default 64 KiB). */
+  ringCapacity?: number;
+  /** shm: never park while this channel is open — poll on every event-loop turn for lowest latency. */
+  spin?: boolean;
+  /** mq: queue attributes. */
+  mq?: MqChannelOptions;
+  /** Reject if the peer has not accepted in time. Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+/** Session-wide channel settings. */
+export interface ChannelSettings {
+  /** How long an idle receiver keeps polling before it parks, in µs. Default 20. */
+  spinMicros: number;
+  /** Largest message on the `socket` transport. */
+  maxSocketMessage: number;
+}
+
+/** Fills in and checks channel settings. */
+export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
+  const spinMicros = partial.spinMicros ?? 20;
+  const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
+  if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
+    throw new RangeError('spinMicros must be between 0 and 1e6');
+  }
+  if (!Number.isInteger(maxSocketMessage) || maxSocketMessage < 4096 || maxSocketMessage > 2 ** 31) {
+    throw new RangeError('maxSocketMessage must be an integer between 4096 and 2^31');
+  }
+  return { spinMicros, maxSocketMessage };
+}
+
+/** What a channel-accepting session offers the multiplexer on top of ChannelHost. */
+export interface MuxHost extends ChannelHost {
+  /** A channel the peer opened: hand it to the app; false when nobody takes channels (the open is refused). */
+  acceptChannel(channel: Channel): boolean;
+}
+
+interface PendingOpen {
+  resolve: (c: Channel) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  transport: Transport;
+  options: OpenChannelOptions;
+  lent?: Handle;
+}
+
+export class ChannelMux implements ChannelLink {
+  readonly host: MuxHost;
+  private readonly settings: ChannelSettings;
+  private readonly wakeup: Wakeup;
+  private readonly channels = new Map<number, Channel>();
+  private list: Channel[] = [];
+  private readonly pending = new Map<number, PendingOpen>();
+  private readonly spinners = new Set<Channel>();
+  private readonly socketTransports = new Map<number, SocketTransport>();
+  private peerReady: Promise<void>;
+  private markPeerReady!: () => void;
+  private nextId = 1;
+  private draining = false;
+  private scheduled = false;
+  private isClosed = false;
+
+  constructor(host: MuxHost, settings: ChannelSettings, bellName: string) {
+    this.host = host;
+    this.settings = settings;
+    this.wakeup = new Wakeup(host.sessionArenaForChannels, bellName, () => this.drainAll());
+    this.peerReady = new Promise((resolve) => (this.markPeerReady = resolve));
+    this.sendOp(Op.Hello, 0, Buffer.from(JSON.stringify(this.wakeup.hello())));
+  }
+
+  /** Open channels. */
+  get openChannels(): readonly Channel[] {
+    return this.list;
+  }
+
+  /** Opens a channel; resolves once the peer accepted it. */
+  async open(options: OpenChannelOptions = {}, init = false): Promise<Channel> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const kind = options.transport ?? 'shm';
+    if (kind !== 'shm' && kind !== 'mq' && kind !== 'socket') throw new RangeError(`unknown transport '${kind}'`);
+    const capacity = checkRingCapacity(options.ringCapacity ?? 64 * 1024);
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const metadata = JSON.stringify(options.metadata ?? null);
+    if (metadata.length > 16 * 1024) throw new RangeError('metadata must serialise to at most 16 KiB');
+    await this.peerReady;
+    this.assertOpen();
+    // Ids are odd on the client, even on the server: both sides open without coordination.
+    const id = this.nextId++ * 2 + (this.host.side === 'client' ? 1 : 0);
+    const open: Record<string, unknown> = { transport: kind, metadata: JSON.parse(metadata), init };
+    let transport: Transport;
+    let lent: Handle | undefined;
+    if (kind === 'shm') {
+      const arena = this.host.sessionArenaForChannels;
+      const block = arena.alloc(ringPairBytes(capacity), { align: 64 });
+      formatRingPair(block, capacity);
+      transport = new ShmTransport(block, true, () => this.wakeup.ringPeer());
+      lent = arena.lend(block);
+      open.ring = lent;
+    } else if (kind === 'mq') {
+      const names = queueNames(this.host.localScopePrefix, id);
+      transport = MqTransport.create(this.host.serverApp, names, options.mq ?? {}, () => this.drainAll(),
+        () => this.drainAll());
+      open.queues = names;
+    } else {
+      transport = this.socketTransport(id);
+    }
+    return new Promise<Channel>((resolve, reject) => {
+      const timer = setTimeout(() => this.abandon(id, new ShmxError('ETIMEDOUT', `channel ${id}: not accepted in ${timeoutMs} ms`)), timeoutMs);
+      this.pending.set(id, { resolve, reject, timer, transport, options, lent });
+      this.sendOp(Op.Open, id, Buffer.from(JSON.stringify(open)));
+    });
+  }
+
+  /** A channel frame from the peer. Throws EPROTO on anything malformed (the session then faults). */
+  onFrame(frame: Buffer): void {
+    if (frame.length < FRAME_HEAD || frame[1] !== 0 || frame[2] !== 0 || frame[3] !== 0) {
+      throw new ShmxError('EPROTO', 'malformed channel frame');
+    }
+    const op = frame[0];
+    const id = frame.readUInt32LE(4);
+    const body = frame.subarray(FRAME_HEAD);
+    switch (op) {
+      case Op.Hello:
+        if (this.wakeup.peerKnown) throw new ShmxError('EPROTO', 'second channel hello');
+        this.wakeup.meetPeer(json(body));
+        this.markPeerReady();
+        return;
+      case Op.Open:
+        this.onOpen(id, json(body));
+        return;
+      case Op.Accept:
+        this.onAccept(id);
+        return;
+      case Op.Reject: {
+        const r = json(body);
+        this.abandon(id, new ShmxError('EREFUSED', `channel ${id} refused by the peer: ${String(r.reason)}`));
+        return;
+      }
+      case Op.Close:
+        this.channels.get(id)?.closeFromPeer();
+        return;
+      case Op.Data: {
+        const t = this.socketTransports.get(id);
+        if (t === undefined || body.length < 8) {
+          if (this.channels.has(id) || body.length < 8) throw new ShmxError('EPROTO', `bad data frame for channel ${id}`);
+          return; // data racing a close: drop
+        }
+        t.push(body.readUInt32LE(0), body.readUInt32LE(4), body.subarray(8));
+        this.schedule();
+        return;
+      }
+      default:
+        throw new ShmxError('EPROTO', `unknown channel op ${op}`);
+    }
+  }
+
+  private onOpen(id: number, open: Record<string, unknown>): void {
+    const expectedParity = this.host.side === 'client' ? 0 : 1;
+    if (id % 2 !== expectedParity || this.channels.has(id)) throw new ShmxError('EPROTO', `bad channel id ${id}`);
+    const kind = open.transport;
+    let transport: Transport;
+    if (kind === 'shm') {
+      const arena = this.host.sessionArenaForChannels;
+      // borrow() validates the handle's shape and every field against the arena.
+      const block: Block = arena.borrow(open.ring as Handle);
+      try {
+        transport = new ShmTransport(block, false, () => this.wakeup.ringPeer());
+      } catch (err) {
+        block.release();
+        throw err;
+      }
+    } else if (kind === 'mq') {
+      const names = open.queues;
+      if (!Array.isArray(names) || names.length !== 2 || !names.every((n) => this.isPeerQueue(n))) {
+        throw new ShmxError('EPROTO', `channel ${id}: queue names outside this session`);
+      }
+      transport = MqTransport.open(names as [string, string], () => this.drainAll(), () => this.drainAll());
+    } else if (kind === 'socket') {
+      transport = this.socketTransport(id);
+    } else {
+      throw new ShmxError('EPROTO', `channel ${id}: unknown transport`);
+    }
+    const channel = this.adoptChannel(id, transport, open.metadata, open.init === true, false);
+    if (!this.host.acceptChannel(channel)) {
+      this.sendOp(Op.Reject, id, Buffer.from(JSON.stringify({ reason: 'no passive-open handler' })));
+      channel.closeFromSession('local-close');
+      return;
+    }
+    this.sendOp(Op.Accept, id);
+    this.schedule();
+  }
+
+  private onAccept(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) throw new ShmxError('EPROTO', `accept for unknown channel ${id}`);
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    const channel = this.adoptChannel(id, p.transport, p.options.metadata ?? null, false, p.options.spin === true);
+    p.resolve(channel);
+    this.schedule();
+  }
+
+  /** An open that will not complete: undo it. */
+  private abandon(id: number, err: Error): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (p.lent !== undefined) {
+      // Take back the lend the peer never borrowed, or the ring would outlive the channel.
+      try {
+        this.host.sessionArenaForChannels.borrow(p.lent).release();
+      } catch {
+        // the peer did borrow it; its release frees the block
+      }
+    }
+    p.transport.close();
+    this.socketTransports.delete(id);
+    p.reject(err);
+  }
+
+  private adoptChannel(id: number, transport: Transport, metadata: unknown, init: boolean, spin: boolean): Channel {
+    const channel = new Channel(this, id, transport, metadata, init);
+    this.channels.set(id, channel);
+    this.list = [...this.channels.values()];
+    if (spin) this.spinners.add(channel);
+    this.host.adopt(channel);
+    return channel;
+  }
+
+  private socketTransport(id: number): SocketTransport {
+    const t = new SocketTransport(
+      this.settings.maxSocketMessage,
+      (tag, requestId, body) => {
+        const head = Buffer.allocUnsafe(8);
+        head.writeUInt32LE(tag, 0);
+        head.writeUInt32LE(requestId, 4);
+        this.sendOp(Op.Data, id, head, body);
+      },
+      () => this.host.masterWritable,
+    );
+    this.socketTransports.set(id, t);
+    return t;
+  }
+
+  private isPeerQueue(name: unknown): boolean {
+    if (typeof name !== 'string') return false;
+    const p = parseResourceName(name);
+    return p !== null && p.kind === 'mq' && p.serverApp === this.host.serverApp && p.creator.pid === this.host.peerPid;
+  }
+
+  // ---- ChannelLink ----
+
+  afterWrite(): void {
+    this.wakeup.wakePeer();
+  }
+
+  consumerAppeared(): void {
+    this.schedule();
+  }
+
+  closed(channel: Channel, _reason: CloseReason, tellPeer: boolean): void {
+    this.channels.delete(channel.id);
+    this.list = [...this.channels.values()];
+    this.spinners.delete(channel);
+    this.socketTransports.delete(channel.id);
+    this.host.disown(channel);
+    if (tellPeer && !this.isClosed) this.sendOp(Op.Close, channel.id);
+  }
+
+  /** The master socket drained: socket channels may send again. */
+  onSocketDrain(): void {
+    for (const c of this.list) c.checkDrain();
+  }
+
+  /** Session teardown: channels are closed by the session (children first); here the wake-up goes. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const id of [...this.pending.keys()]) this.abandon(id, new ShmxError('ECLOSED', 'session closed'));
+    this.wakeup.close();
+  }
+
+  // ---- delivery ----
+
+  private assertOpen(): void {
+    if (this.isClosed) throw new ShmxError('ECLOSED', 'session is closed');
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.isClosed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drainAll();
+    });
+  }
+
+  private anyWaiting(): boolean {
+    for (const c of this.list) if (c.readable && c.wantsMessages) return true;
+    return false;
+  }
+
+  /**
+   * Delivers everything waiting, then idles: spins for `spinMicros`, then parks (or, with a spinning channel
+   * open, polls again on the next event-loop turn). Yields to the event loop after a batch.
+   */
+  private drainAll(): void {
+    if (this.draining || this.isClosed) return;
+    this.draining = true;
+    this.wakeup.unpark();
+    try {
+      let budget = 4 * DELIVERY_BATCH;
+      for (;;) {
+        let delivered = 0;
+        for (const c of this.list) {
+          if (c.readable) delivered += c.pump(DELIVERY_BATCH);
+          c.checkDrain();
+        }
+        if (this.isClosed) return;
+        if (delivered > 0) {
+          budget -= delivered;
+          if (budget <= 0) {
+            this.schedule();
+            return;
+          }
+          continue;
+        }
+        if (this.spin(this.spinners.size > 0 ? 50 : this.settings.spinMicros)) continue;
+        if (this.spinners.size > 0) {
+          this.schedule();
+          return;
+        }
+        this.wakeup.park();
+        // A sender that wrote before seeing parked=1 did not ring: look once more.
+        if (!this.anyWaiting()) return;
+        this.wakeup.unpark();
+      }
+    } catch (err) {
+      this.host.fault(err instanceof ShmxError ? err : new ShmxError('ECHANNELCORRUPT', String(err), { cause: err }));
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Busy-waits up to `micros` for a message; true when one arrived. */
+  private spin(micros: number): boolean {
+    if (micros <= 0) return false;
+    const until = performance.now() + micros / 1000;
+    do {
+      if (this.anyWaiting()) return true;
+    } while (performance.now() < until);
+    return false;
+  }
+
+  private sendOp(op: number, id: number, ...parts: Uint8Array[]): void {
+    const head = Buffer.allocUnsafe(FRAME_HEAD);
+    head.writeUInt32LE(op, 0);
+    head.writeUInt32LE(id, 4);
+    this.host.sendChannelFrame([head, ...parts]);
+  }
+}
+
+function json(body: Buffer): Record<string, unknown> {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as unknown;
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new ShmxError('EPROTO', 'malformed channel control frame');
+}

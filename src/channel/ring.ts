@@ -1,0 +1,176 @@
+/**
+ * A single-producer/single-consumer ring of variable-size records in shared memory. One process writes, the
+ * other reads; neither takes a lock or makes a system call. Every index and length read from the shared
+ * header is checked: a corrupt or hostile ring throws ECHANNELCORRUPT, it never makes us read or write outside
+ * the ring.
+ *
+ * Layout (little-endian Int32 words, then data):
+ *
+ *   0 magic   1 capacity (bytes, power of two)   2 write count   3 read count   4 want-drain flag
+ *   ... HEADER_BYTES: data[capacity]
+ *
+ * Counts are free-running uint32 byte counters; `count & (capacity - 1)` is the position. A record is an
+ * 8-byte head [u32 payload length][u32 tag] and the payload, padded to 8 bytes. A record that would cross the
+ * end is preceded by a wrap marker (length 0xffffffff) filling the rest of the ring.
+ */
+import { ShmxError } from '../errors.js';
+
+export const RING_HEADER_BYTES = 64;
+const MAGIC = 0x676e6972; // "ring"
+const W_MAGIC = 0;
+const W_CAPACITY = 1;
+const W_WRITE = 2;
+const W_READ = 3;
+const W_WANT_DRAIN = 4;
+const RECORD_HEAD = 8;
+const WRAP = 0xffffffff;
+
+/** Bytes a ring of `capacity` occupies in shared memory. */
+export function ringBytes(capacity: number): number {
+  return RING_HEADER_BYTES + capacity;
+}
+
+/** Throws a RangeError unless `capacity` is a power of two in [4 KiB, 1 GiB]. */
+export function checkRingCapacity(capacity: number): number {
+  if (!Number.isInteger(capacity) || capacity < 4096 || capacity > 2 ** 30 || (capacity & (capacity - 1)) !== 0) {
+    throw new RangeError(`ring capacity must be a power of two between 4096 and 2^30, got ${capacity}`);
+  }
+  return capacity;
+}
+
+function corrupt(message: string): ShmxError {
+  return new ShmxError('ECHANNELCORRUPT', `channel ring is corrupt: ${message}`);
+}
+
+/** One end of a ring. Create the memory with {@link Ring.format}, then attach a writer and a reader. */
+export class Ring {
+  readonly capacity: number;
+  private readonly words: Int32Array;
+  private readonly data: Uint8Array;
+  private readonly view: DataView;
+  private readonly mask: number;
+  /** Bytes the last refused write needed (producer side). */
+  private wanted = 0;
+
+  /** Formats a zeroed region as an empty ring. */
+  static format(buffer: SharedArrayBuffer, byteOffset: number, capacity: number): void {
+    checkRingCapacity(capacity);
+    const words = new Int32Array(buffer, byteOffset, RING_HEADER_BYTES / 4);
+    words.fill(0);
+    words[W_CAPACITY] = capacity;
+    Atomics.store(words, W_MAGIC, MAGIC);
+  }
+
+  /** Attaches to a formatted ring; throws ECHANNELCORRUPT if the header does not describe one that fits. */
+  constructor(buffer: SharedArrayBuffer, byteOffset: number, byteLength: number) {
+    if (byteOffset % 8 !== 0 || byteLength < RING_HEADER_BYTES + 4096) throw corrupt('region too small or misaligned');
+    this.words = new Int32Array(buffer, byteOffset, RING_HEADER_BYTES / 4);
+    if (Atomics.load(this.words, W_MAGIC) !== MAGIC) throw corrupt('bad magic');
+    const capacity = this.words[W_CAPACITY]!;
+    if (capacity < 4096 || (capacity & (capacity - 1)) !== 0 || RING_HEADER_BYTES + capacity > byteLength) {
+      throw corrupt(`capacity ${capacity} does not fit the ${byteLength}-byte region`);
+    }
+    this.capacity = capacity;
+    this.mask = capacity - 1;
+    this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
+    this.view = new DataView(buffer, byteOffset + RING_HEADER_BYTES, capacity);
+  }
+
+  /** Largest payload one record can carry. */
+  get maxPayload(): number {
+    return (this.capacity >>> 1) - RECORD_HEAD;
+  }
+
+  /** Bytes written and not yet read, validated. */
+  private used(): number {
+    const used = (Atomics.load(this.words, W_WRITE) - Atomics.load(this.words, W_READ)) >>> 0;
+    if (used > this.capacity) throw corrupt(`write count is ${used} bytes ahead of read count`);
+    return used;
+  }
+
+  // ---- producer side ----
+
+  /**
+   * Appends one record made of `parts` (copied in, back to back) with `tag`. Returns false, writing nothing,
+   * when the ring lacks space; then sets want-drain so the consumer says when it has made room.
+   */
+  write(tag: number, parts: readonly Uint8Array[], length: number): boolean {
+    if (length > this.maxPayload) throw new RangeError(`record of ${length} bytes exceeds ${this.maxPayload}`);
+    const write = Atomics.load(this.words, W_WRITE) >>> 0;
+    const free = this.capacity - this.used();
+    const at = write & this.mask;
+    const record = (RECORD_HEAD + length + 7) & ~7;
+    const tail = this.capacity - at;
+    const needed = record <= tail ? record : tail + record;
+    if (needed > free) {
+      Atomics.store(this.words, W_WANT_DRAIN, 1);
+      // The consumer may have made room between our check and the flag: look once more.
+      if (needed > this.capacity - this.used()) {
+        this.wanted = needed;
+        return false;
+      }
+      Atomics.store(this.words, W_WANT_DRAIN, 0);
+    }
+    let pos = at;
+    if (record > tail) {
+      this.view.setUint32(pos, WRAP, true);
+      pos = 0;
+    }
+    this.view.setUint32(pos, length, true);
+    this.view.setUint32(pos + 4, tag >>> 0, true);
+    let p = pos + RECORD_HEAD;
+    for (const part of parts) {
+      this.data.set(part, p);
+      p += part.length;
+    }
+    // Publishing the count is the commit point: the consumer sees all bytes above or none.
+    Atomics.store(this.words, W_WRITE, (write + needed) | 0);
+    return true;
+  }
+
+  /** Producer: true when the record refused last would fit now. */
+  get writable(): boolean {
+    return this.capacity - this.used() >= this.wanted;
+  }
+
+  // ---- consumer side ----
+
+  /** True when a record is waiting. */
+  get readable(): boolean {
+    return Atomics.load(this.words, W_WRITE) !== Atomics.load(this.words, W_READ);
+  }
+
+  /**
+   * Reads the next record, if any, and calls `visit` with its tag and a view of its payload (valid only during
+   * the call: the space is reused once we return). Returns false when the ring is empty.
+   */
+  read(visit: (tag: number, payload: Uint8Array) => void): boolean {
+    const used = this.used();
+    if (used === 0) return false;
+    const read = Atomics.load(this.words, W_READ) >>> 0;
+    let pos = read & this.mask;
+    let consumed = 0;
+    if (used < RECORD_HEAD) throw corrupt(`only ${used} bytes published`);
+    let length = this.view.getUint32(pos, true);
+    if (length === WRAP) {
+      consumed = this.capacity - pos;
+      pos = 0;
+      if (used < consumed + RECORD_HEAD) throw corrupt('wrap marker without a record after it');
+      length = this.view.getUint32(0, true);
+    }
+    if (length > this.maxPayload) throw corrupt(`record length ${length} exceeds ${this.maxPayload}`);
+    const record = (RECORD_HEAD + length + 7) & ~7;
+    if (consumed + record > used || pos + record > this.capacity) {
+      throw corrupt(`record of ${length} bytes runs past the published data`);
+    }
+    const tag = this.view.getUint32(pos + 4, true);
+    visit(tag, this.data.subarray(pos + RECORD_HEAD, pos + RECORD_HEAD + length));
+    Atomics.store(this.words, W_READ, (read + consumed + record) | 0);
+    return true;
+  }
+
+  /** Consumer: true (once) when the producer is waiting for room. */
+  takeDrainRequest(): boolean {
+    return Atomics.load(this.words, W_WANT_DRAIN) === 1 && Atomics.compareExchange(this.words, W_WANT_DRAIN, 1, 0) === 1;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The default transport: two rings in one block of the session arena, one per direction. Sending and
+ * receiving touch only shared memory; the session's wake-up (see wakeup.ts) rings the peer only when it sleeps.
+ */
+import type { Block } from '../arena/index.js';
+import { Ring, ringBytes } from './ring.js';
+import type { Transport } from './transport.js';
+
+/** Bytes of the block holding both rings of a channel. */
+export function ringPairBytes(capacity: number): number {
+  return 2 * ringBytes(capacity);
+}
+
+/** Formats both rings in a fresh block (the opener does this before lending it). */
+export function formatRingPair(block: Block, capacity: number): void {
+  Ring.format(block.buffer, block.offset, capacity);
+  Ring.format(block.buffer, block.offset + ringBytes(capacity), capacity);
+}
+
+export class ShmTransport implements Transport {
+  readonly kind = 'shm' as const;
+  readonly maxInline: number;
+  private readonly out: Ring;
+  private readonly in: Ring;
+  private readonly id = new Uint8Array(4);
+  private readonly idView = new DataView(this.id.buffer);
+  private released = false;
+
+  /**
+   * @param block the ring pair, held by this side (the opener allocated it, the accepter borrowed it)
+   * @param opener which half is ours to write: the opener writes the first ring
+   * @param onDrainRequest called when the peer waits for room in the ring we read
+   */
+  constructor(private readonly block: Block, opener: boolean, private readonly onDrainRequest: () => void) {
+    const half = block.length >>> 1;
+    const first = new Ring(block.buffer, block.offset, half);
+    const second = new Ring(block.buffer, block.offset + half, half);
+    this.out = opener ? first : second;
+    this.in = opener ? second : first;
+    this.maxInline = this.out.maxPayload - 4;
+  }
+
+  write(tag: number, requestId: number, body: Uint8Array): boolean {
+    this.idView.setUint32(0, requestId, true);
+    return this.out.write(tag, [this.id, body], 4 + body.byteLength);
+  }
+
+  read(limit: number, deliver: (tag: number, requestId: number, body: Uint8Array) => void): number {
+    let n = 0;
+    while (n < limit && this.in.read((tag, payload) => {
+      if (payload.byteLength < 4) deliver(0, 0, payload); // malformed: the channel rejects kind 0
+      else deliver(tag, payload[0]! | (payload[1]! << 8) | (payload[2]! << 16) | (payload[3]! << 24), payload.subarray(4));
+    })) {
+      n++;
+    }
+    if (this.in.takeDrainRequest()) this.onDrainRequest();
+    return n;
+  }
+
+  get readable(): boolean {
+    return this.in.readable;
+  }
+
+  get writable(): boolean {
+    return this.out.writable;
+  }
+
+  close(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.block.held) this.block.release();
+  }
+}

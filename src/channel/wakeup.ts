@@ -1,0 +1,89 @@
+/**
+ * How one side of a session sleeps and is woken. Each side owns a `parked` word in the session arena and a
+ * doorbell (native/doorbell.cc). A receiver with nothing to do publishes parked=1, looks at its rings once more,
+ * and returns to the event loop; a sender that finds the peer parked clears the word (compare-and-swap, so one
+ * sender rings) and rings. While both sides are busy nobody rings: messages flow without system calls.
+ */
+import type { Arena, Block, Handle } from '../arena/index.js';
+import { ShmxError } from '../errors.js';
+import { native, type NativeDoorbell } from '../native.js';
+
+/** What one side tells the other at session start. */
+export interface WakeupHello {
+  bell: string;
+  control: Handle;
+}
+
+const PARKED = 0;
+
+export class Wakeup {
+  private readonly control: Block;
+  private readonly parked: Int32Array;
+  private readonly bell: NativeDoorbell;
+  private peerControl: Block | undefined;
+  private peerParked: Int32Array | undefined;
+  private peerBell: string | undefined;
+
+  constructor(private readonly arena: Arena, bellName: string, onRing: () => void) {
+    this.control = arena.alloc(64, { align: 64 });
+    this.parked = this.control.int32();
+    Atomics.store(this.parked, PARKED, 1); // idle until there is work
+    try {
+      this.bell = native.createDoorbell(bellName, onRing);
+    } catch (err) {
+      this.control.release();
+      throw err;
+    }
+  }
+
+  /** What the peer needs to wake us. */
+  hello(): WakeupHello {
+    return { bell: this.bell.name, control: this.arena.lend(this.control) };
+  }
+
+  /** Learns how to wake the peer. Throws on a malformed or stale hello. */
+  meetPeer(hello: unknown): void {
+    const h = hello as Partial<WakeupHello>;
+    if (typeof h?.bell !== 'string' || !/^[A-Za-z0-9._-]{1,107}$/.test(h.bell) || typeof h.control !== 'object') {
+      throw new ShmxError('EPROTO', 'malformed channel hello');
+    }
+    const block = this.arena.borrow(h.control); // borrow() validates the handle
+    if (block.length < 4) throw new ShmxError('EPROTO', 'peer control block too small');
+    this.peerControl = block;
+    this.peerParked = block.int32();
+    this.peerBell = h.bell;
+  }
+
+  get peerKnown(): boolean {
+    return this.peerBell !== undefined;
+  }
+
+  /** We have nothing to do: ask to be rung. */
+  park(): void {
+    Atomics.store(this.parked, PARKED, 1);
+  }
+
+  /** We are busy (or polling): senders need not ring. */
+  unpark(): void {
+    Atomics.store(this.parked, PARKED, 0);
+  }
+
+  /** After writing: ring the peer if (and only if) it sleeps. */
+  wakePeer(): void {
+    const w = this.peerParked;
+    if (w !== undefined && Atomics.load(w, PARKED) === 1 && Atomics.compareExchange(w, PARKED, 1, 0) === 1) {
+      native.ringDoorbell(this.peerBell!);
+    }
+  }
+
+  /** Rings the peer regardless (it waits for room in a ring we read). */
+  ringPeer(): void {
+    if (this.peerBell !== undefined) native.ringDoorbell(this.peerBell);
+  }
+
+  close(): void {
+    this.bell.close();
+    if (this.control.held) this.control.release();
+    if (this.peerControl?.held) this.peerControl.release();
+  }
+}
