@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "shared_buffer.h"
@@ -16,6 +17,15 @@ static bool RangeFail(Napi::Env env, const std::string& message) {
   return false;
 }
 
+// A number as JavaScript prints it ("1.5", "NaN", "-Infinity", "4294967296"), for error messages.
+std::string FormatNumber(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char text[32];
+  auto result = std::to_chars(text, text + sizeof(text), v);  // shortest form that reads back as `v`
+  return std::string(text, result.ptr);
+}
+
 bool ArgString(const Napi::CallbackInfo& info, size_t i, const char* what, std::string* out) {
   if (info.Length() <= i || !info[i].IsString()) {
     return TypeFail(info.Env(), std::string(what) + " must be a string");
@@ -24,38 +34,39 @@ bool ArgString(const Napi::CallbackInfo& info, size_t i, const char* what, std::
   return true;
 }
 
-bool CheckName(Napi::Env env, const std::string& name, bool allow_empty) {
-  if (name.empty() && !allow_empty) return RangeFail(env, "name must not be empty");
-  if (name.size() > 250) return RangeFail(env, "name is longer than 250 bytes: '" + name.substr(0, 40) + "...'");
-  if (name == "." || name == "..") return RangeFail(env, "name must not be '.' or '..'");
+bool CheckName(Napi::Env env, const std::string& name, bool allow_empty, const char* what) {
+  const std::string w = what;
+  if (name.empty() && !allow_empty) return RangeFail(env, w + " must not be empty");
+  if (name.size() > 250) return RangeFail(env, w + " is longer than 250 bytes: '" + name.substr(0, 40) + "...'");
+  if (name == "." || name == "..") return RangeFail(env, w + " must not be '.' or '..'");
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
               c == '_' || c == '-';
     if (!ok) {
-      if (c == '/') return RangeFail(env, "name must not contain '/': '" + name + "'");
-      return RangeFail(env, "name may hold only [A-Za-z0-9._-]: '" + name + "'");
+      if (c == '/') return RangeFail(env, w + " must not contain '/': '" + name + "'");
+      return RangeFail(env, w + " may hold only [A-Za-z0-9._-]: '" + name + "'");
     }
   }
   return true;
 }
 
 bool ArgName(const Napi::CallbackInfo& info, size_t i, std::string* out) {
-  return ArgString(info, i, "name", out) && CheckName(info.Env(), *out, false);
+  return ArgString(info, i, "name", out) && CheckName(info.Env(), *out, false, "name");
 }
 
 bool ArgPrefix(const Napi::CallbackInfo& info, size_t i, std::string* out) {
-  return ArgString(info, i, "prefix", out) && CheckName(info.Env(), *out, true);
+  return ArgString(info, i, "prefix", out) && CheckName(info.Env(), *out, true, "prefix");
 }
 
 bool ArgInteger(const Napi::CallbackInfo& info, size_t i, const char* what, double min, double max, int64_t* out) {
   if (info.Length() <= i || !info[i].IsNumber()) return TypeFail(info.Env(), std::string(what) + " must be a number");
   double v = info[i].As<Napi::Number>().DoubleValue();
   if (!std::isfinite(v) || std::floor(v) != v) {
-    return RangeFail(info.Env(), std::string(what) + " must be an integer, got " + std::to_string(v));
+    return RangeFail(info.Env(), std::string(what) + " must be an integer, got " + FormatNumber(v));
   }
   if (v < min || v > max) {
-    return RangeFail(info.Env(), std::string(what) + " must be in [" + std::to_string((int64_t)min) + ", " +
-                                     std::to_string((int64_t)max) + "], got " + std::to_string((int64_t)v));
+    return RangeFail(info.Env(), std::string(what) + " must be in [" + FormatNumber(min) + ", " + FormatNumber(max) +
+                                     "], got " + FormatNumber(v));
   }
   *out = static_cast<int64_t>(v);
   return true;

@@ -24,7 +24,10 @@ bool ArgOptionalInteger(const Napi::CallbackInfo& info, size_t i, const char* wh
 // A SharedArrayBuffer and a 4-byte aligned byte offset of an Int32 word inside it.
 bool ArgSharedWord(const Napi::CallbackInfo& info, size_t buffer_index, size_t offset_index, int32_t** word);
 
-// Validates a name held in a string (for option objects).
-bool CheckName(Napi::Env env, const std::string& name, bool allow_empty);
+// A number as JavaScript prints it, for error messages.
+std::string FormatNumber(double v);
+
+// Validates a name held in a string; `what` ("name", "prefix") starts the error message.
+bool CheckName(Napi::Env env, const std::string& name, bool allow_empty, const char* what = "name");
 
 }  // namespace shmx

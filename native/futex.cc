@@ -79,7 +79,7 @@ Napi::Value Wait(const Napi::CallbackInfo& info) {
   int32_t* word = nullptr;
   int64_t expected = 0, timeout = 0;
   if (!ArgSharedWord(info, 0, 1, &word) || !ArgInteger(info, 2, "expected", INT32_MIN, UINT32_MAX, &expected) ||
-      !ArgInteger(info, 3, "timeoutMs", -1, 2147483647, &timeout)) {
+      !ArgInteger(info, 3, "timeoutMs", INT32_MIN, INT32_MAX, &timeout)) {
     return env.Undefined();
   }
   return Napi::String::New(env, OutcomeName(WaitWord(word, static_cast<int32_t>(expected), timeout, nullptr)));
@@ -100,8 +100,14 @@ struct Delivery {
   uint64_t seq;
   int outcome;
 };
-void Deliver(Napi::Env env, Napi::Function, FutexWaiter* waiter, Delivery* delivery);
-using Tsfn = Napi::TypedThreadSafeFunction<FutexWaiter, Delivery, Deliver>;
+// The thread-safe function's context. It lives until the thread-safe function is finalized, which can be
+// after the waiter was collected (deliveries still queued then find `waiter` null) or, at environment
+// teardown, before it (the finalizer then clears the waiter's `link_`). Both sides run on the JS thread.
+struct Link {
+  FutexWaiter* waiter;
+};
+void Deliver(Napi::Env env, Napi::Function, Link* link, Delivery* delivery);
+using Tsfn = Napi::TypedThreadSafeFunction<Link, Delivery, Deliver>;
 
 class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
  public:
@@ -111,15 +117,26 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
                         InstanceMethod<&FutexWaiter::Close>("close"), InstanceAccessor<&FutexWaiter::Busy>("busy")});
   }
 
-  explicit FutexWaiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FutexWaiter>(info) {
+  explicit FutexWaiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FutexWaiter>(info), env_(info.Env()) {
     if (!ArgSharedWord(info, 0, 1, &word_)) return;
     buffer_ = Napi::Persistent(info[0].As<Napi::Object>());  // the mapping must outlive any wait on it
-    tsfn_ = Tsfn::New(info.Env(), "shmx.FutexWaiter", 0, 1, this);
+    link_ = new Link{this};
+    tsfn_ = Tsfn::New(info.Env(), "shmx.FutexWaiter", 0, 1, link_, [](Napi::Env, void*, Link* link) {
+      if (link->waiter) link->waiter->link_ = nullptr;
+      delete link;
+    });
     tsfn_.Unref(info.Env());
+    // Registered after the thread-safe function, so it runs before node tears that down when the environment
+    // (a Worker, or the main thread at exit) ends: the thread is stopped before its delivery path goes away.
+    if (napi_add_env_cleanup_hook(env_, OnEnvironmentTeardown, this) == napi_ok) cleanup_hook_ = true;
     thread_ = std::thread([this] { Run(); });
   }
 
-  ~FutexWaiter() override { Shutdown(); }
+  ~FutexWaiter() override {
+    Shutdown();
+    if (link_) link_->waiter = nullptr;  // deliveries still queued are dropped
+    if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, OnEnvironmentTeardown, this);
+  }
 
   // Called on the JS thread with the outcome of wait number `seq`.
   void Complete(Napi::Env env, uint64_t seq, int outcome) {
@@ -134,7 +151,7 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
     Napi::Env env = info.Env();
     int64_t expected = 0, timeout = 0;
     if (!ArgInteger(info, 0, "expected", INT32_MIN, UINT32_MAX, &expected) ||
-        !ArgInteger(info, 1, "timeoutMs", -1, 2147483647, &timeout)) {
+        !ArgInteger(info, 1, "timeoutMs", INT32_MIN, INT32_MAX, &timeout)) {
       return env.Undefined();
     }
     if (closed_) throw CodeError(env, "ECLOSED", "futex", "waiter", "futex waiter is closed");
@@ -189,6 +206,15 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
     }
   }
 
+  // The environment is ending (Worker exit, process exit): no JavaScript runs any more.
+  static void OnEnvironmentTeardown(void* data) {
+    auto* self = static_cast<FutexWaiter*>(data);
+    self->cleanup_hook_ = false;
+    self->pending_.reset();  // its promise can never be observed now
+    self->Shutdown();
+  }
+
+  // Stops and joins the thread, then releases the thread-safe function. Idempotent.
   void Shutdown() {
     if (closed_) return;
     closed_ = true;
@@ -199,7 +225,7 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
     cv_.notify_one();
     StopCurrentWait();
     if (thread_.joinable()) thread_.join();
-    tsfn_.Release();
+    if (link_) tsfn_.Release();  // once joined, nothing calls it any more
     buffer_.Reset();
   }
 
@@ -226,8 +252,11 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
     int64_t timeout_ms;
   };
 
+  napi_env env_;
   int32_t* word_ = nullptr;
   Napi::ObjectReference buffer_;
+  Link* link_ = nullptr;
+  bool cleanup_hook_ = false;
   Tsfn tsfn_;
   std::thread thread_;
   std::mutex mutex_;
@@ -241,8 +270,10 @@ class FutexWaiter : public Napi::ObjectWrap<FutexWaiter> {
   std::optional<Napi::Promise::Deferred> pending_;
 };
 
-void Deliver(Napi::Env env, Napi::Function, FutexWaiter* waiter, Delivery* delivery) {
-  if (env != nullptr && waiter != nullptr) waiter->Complete(env, delivery->seq, delivery->outcome);
+void Deliver(Napi::Env env, Napi::Function, Link* link, Delivery* delivery) {
+  if (env != nullptr && link != nullptr && link->waiter != nullptr) {
+    link->waiter->Complete(env, delivery->seq, delivery->outcome);
+  }
   delete delivery;
 }
 

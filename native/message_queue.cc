@@ -2,6 +2,7 @@
 // (Linux MQ descriptors are pollable), so no thread ever blocks in mq_receive.
 #include <fcntl.h>
 #include <mqueue.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <uv.h>
@@ -126,6 +127,14 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
       int err = errno;
       throw ErrnoError(env, err, "mq_open", name_, LimitHint(err, create));
     }
+    // mq_open applies the umask; a queue this call created (O_EXCL) gets exactly the mode asked for, as
+    // segments do. A queue opened without O_EXCL may be someone else's: its mode is left alone.
+    if (create && exclusive && fchmod(mqd_, static_cast<mode_t>(mode)) != 0) {
+      int err = errno;
+      CloseDescriptor();
+      mq_unlink(path.c_str());
+      throw ErrnoError(env, err, "fchmod", name_);
+    }
     struct mq_attr actual;
     if (mq_getattr(mqd_, &actual) != 0) {
       int err = errno;
@@ -160,7 +169,7 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
     double d = v.As<Napi::Number>().DoubleValue();
     if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) {
       Napi::RangeError::New(Env(), what + " must be an integer in [" + std::to_string(min) + ", " +
-                                       std::to_string(max) + "]")
+                                       std::to_string(max) + "], got " + FormatNumber(d))
           .ThrowAsJavaScriptException();
       return false;
     }
@@ -243,7 +252,9 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
       poll_->data = this;
       async_context_ = std::make_unique<Napi::AsyncContext>(env, "shmx.MessageQueue.receive");
     }
-    uv_poll_start(poll_, UV_READABLE, OnReadable);
+    if (int rc = uv_poll_start(poll_, UV_READABLE, OnReadable); rc != 0) {
+      throw ErrnoError(env, -rc, "uv_poll_start", name_);
+    }
     polling_ = true;
     Ref();  // the wrapper must outlive the poll
   }

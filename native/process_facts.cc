@@ -39,8 +39,9 @@ Napi::Value StartTime(const Napi::CallbackInfo& info) {
   if (!in || !std::getline(in, stat)) return env.Null();
   // Field 2 (comm) may hold spaces and parentheses: the fields after it start after the last ')'.
   size_t close = stat.rfind(')');
-  if (close == std::string::npos) throw CodeError(env, "EPROCFS", "read", "/proc/" + std::to_string(pid) + "/stat",
-                                                   "unexpected /proc stat format");
+  if (close == std::string::npos || close + 2 > stat.size()) {
+    throw CodeError(env, "EPROCFS", "read", "/proc/" + std::to_string(pid) + "/stat", "unexpected /proc stat format");
+  }
   std::istringstream rest(stat.substr(close + 2));
   std::string field;
   // rest begins at field 3 (state); starttime is field 22.

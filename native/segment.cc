@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -123,14 +124,13 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
 // Lists names in a directory that start with `prefix` (shared with the message-queue listing).
 std::vector<std::string> ListDirectory(Napi::Env env, const char* dir, const std::string& prefix) {
   std::vector<std::string> names;
-  DIR* d = opendir(dir);
+  std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir), closedir);  // closed on every path out
   if (!d) throw ErrnoError(env, errno, "opendir", dir);
-  while (struct dirent* entry = readdir(d)) {
+  while (struct dirent* entry = readdir(d.get())) {
     std::string n = entry->d_name;
     if (n == "." || n == "..") continue;
     if (n.compare(0, prefix.size(), prefix) == 0) names.push_back(n);
   }
-  closedir(d);
   return names;
 }
 

@@ -39,7 +39,7 @@ export interface MqOpenOptions {
   maxMessages?: number;
   /** With `create`: mq_msgsize in bytes. Default 8192. */
   messageSize?: number;
-  /** With `create`: permission bits. Default 0o600. */
+  /** With `create`: permission bits. Default 0o600. Applied exactly (not masked by the umask) when `exclusive`. */
   mode?: number;
 }
 

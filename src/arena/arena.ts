@@ -128,14 +128,8 @@ function corruptAtOpen(name: string, message: string): never {
   throw new ShmxError('EARENACORRUPT', `arena ${name} is corrupt: ${message}`, { resource: name });
 }
 
-/** Reads and validates the header facts; waits (up to 1 s) for a creator that is still writing it. */
+/** Reads and validates the header facts (the magic is already checked). */
 function readFacts(name: string, hdr: Int32Array): HeaderFacts {
-  if (hdr.length < headerWords(1)) corruptAtOpen(name, 'header segment too small');
-  const deadline = Date.now() + OPEN_WAIT_MS;
-  while (Atomics.load(hdr, H_MAGIC) !== ARENA_MAGIC) {
-    if (Atomics.load(hdr, H_MAGIC) !== 0 || Date.now() > deadline) corruptAtOpen(name, 'bad magic');
-    sleepMs(1);
-  }
   const version = Atomics.load(hdr, H_VERSION);
   if (version !== ARENA_VERSION) corruptAtOpen(name, `unsupported layout version ${version}`);
   const maxUnits = Atomics.load(hdr, H_MAX_UNITS);
@@ -153,6 +147,30 @@ function readFacts(name: string, hdr: Int32Array): HeaderFacts {
     corruptAtOpen(name, 'header fields out of range');
   }
   return { maxUnits, growUnits, mode };
+}
+
+/**
+ * Maps the header segment, waiting (up to 1 s) for a creator that is still sizing or initialising it: the
+ * creator writes the magic last.
+ */
+function mapHeader(name: string): Int32Array {
+  const deadline = Date.now() + OPEN_WAIT_MS;
+  for (;;) {
+    let hdr: Int32Array | undefined;
+    try {
+      hdr = new Int32Array(native.shmMap(headerName(name)));
+    } catch (err) {
+      // ENOENT: no such arena. Anything else may be a segment still being sized (empty mapping).
+      if ((err as { code?: string }).code === 'ENOENT' || Date.now() > deadline) throw err;
+    }
+    if (hdr !== undefined && hdr.length >= headerWords(1)) {
+      const magic = Atomics.load(hdr, H_MAGIC);
+      if (magic === ARENA_MAGIC) return hdr;
+      if (magic !== 0) corruptAtOpen(name, 'bad magic');
+    }
+    if (Date.now() > deadline) corruptAtOpen(name, 'the header was never initialised');
+    sleepMs(1);
+  }
 }
 
 /**
@@ -241,8 +259,7 @@ export class Arena {
     checkName(name);
     const o = checkOpenOptions(options);
     if (o.create === true) return Arena.create(name, o as ArenaCreateOptions);
-    const hdr = new Int32Array(native.shmMap(headerName(name)));
-    return Arena.attach(name, hdr, o);
+    return Arena.attach(name, mapHeader(name), o);
   }
 
   private static attach(name: string, hdr: Int32Array, o: ArenaOpenOptions): Arena {

@@ -15,10 +15,12 @@ import { checkRingCapacity } from './ring.js';
 import { formatRingPair, ringPairBytes, ShmTransport } from './shm-transport.js';
 import { SocketTransport } from './socket-transport.js';
 import type { Transport, TransportKind } from './transport.js';
-import { Wakeup } from './wakeup.js';
+import { nowMicros, Wakeup } from './wakeup.js';
 
 const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6 } as const;
 const FRAME_HEAD = 8;
+/** Longest stretch of microtask-driven polling (spin mode) before the event loop gets a turn. */
+const SPIN_TURN_MS = 1;
 
 /** Options of {@link ChannelMux.open} (and `session.openChannel`). */
 export interface OpenChannelOptions {
@@ -38,7 +40,8 @@ export interface OpenChannelOptions {
 
 /** Session-wide channel settings. */
 export interface ChannelSettings {
-  /** How long an idle receiver keeps polling before it parks, in µs. Default 20. */
+  /** Longest an idle receiver polls before it parks, in µs (it polls only while messages usually come
+   *  sooner than that). Default 50. */
   spinMicros: number;
   /** Largest message on the `socket` transport. */
   maxSocketMessage: number;
@@ -46,7 +49,7 @@ export interface ChannelSettings {
 
 /** Fills in and checks channel settings. */
 export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
-  const spinMicros = partial.spinMicros ?? 20;
+  const spinMicros = partial.spinMicros ?? 50;
   const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
   if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
     throw new RangeError('spinMicros must be between 0 and 1e6');
@@ -86,12 +89,19 @@ export class ChannelMux implements ChannelLink {
   private nextId = 1;
   private draining = false;
   private scheduled = false;
+  /** When the current spin-mode turn began (ms, performance.now()). */
+  private turnStarted = 0;
+  private microHops = 0;
+  /** When we last ran out of work (µs, nowMicros()), and the smoothed gap until the next message. */
+  private idleSince = 0;
+  private gapEwma: number;
   private isClosed = false;
 
   constructor(host: MuxHost, settings: ChannelSettings, bellName: string) {
     this.host = host;
     this.settings = settings;
-    this.wakeup = new Wakeup(host.sessionArenaForChannels, bellName, () => this.drainAll());
+    this.wakeup = new Wakeup(host.sessionArenaForChannels, bellName, () => this.onRing());
+    this.gapEwma = settings.spinMicros / 2;
     this.peerReady = new Promise((resolve) => (this.markPeerReady = resolve));
     this.sendOp(Op.Hello, 0, Buffer.from(JSON.stringify(this.wakeup.hello())));
   }
@@ -114,7 +124,7 @@ export class ChannelMux implements ChannelLink {
     this.assertOpen();
     // Ids are odd on the client, even on the server: both sides open without coordination.
     const id = this.nextId++ * 2 + (this.host.side === 'client' ? 1 : 0);
-    const open: Record<string, unknown> = { transport: kind, metadata: JSON.parse(metadata), init };
+    const open: Record<string, unknown> = { transport: kind, metadata: JSON.parse(metadata), init, spin: options.spin === true };
     let transport: Transport;
     let lent: Handle | undefined;
     if (kind === 'shm') {
@@ -208,7 +218,7 @@ export class ChannelMux implements ChannelLink {
     } else {
       throw new ShmxError('EPROTO', `channel ${id}: unknown transport`);
     }
-    const channel = this.adoptChannel(id, transport, open.metadata, open.init === true, false);
+    const channel = this.adoptChannel(id, transport, open.metadata, open.init === true, open.spin === true);
     if (!this.host.acceptChannel(channel)) {
       this.sendOp(Op.Reject, id, Buffer.from(JSON.stringify({ reason: 'no passive-open handler' })));
       channel.closeFromSession('local-close');
@@ -320,6 +330,7 @@ export class ChannelMux implements ChannelLink {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      this.turnStarted = performance.now();
       this.drainAll();
     });
   }
@@ -330,45 +341,89 @@ export class ChannelMux implements ChannelLink {
   }
 
   /**
-   * Delivers everything waiting, then idles: spins for `spinMicros`, then parks (or, with a spinning channel
-   * open, polls again on the next event-loop turn). Yields to the event loop after a batch.
+   * Delivers what is waiting (a bounded batch), then returns so that the app's promise continuations — its
+   * replies — run before we look again.
    */
   private drainAll(): void {
     if (this.draining || this.isClosed) return;
     this.draining = true;
-    this.wakeup.unpark();
+    this.wakeup.unpark(); // busy: senders need not ring until we park again
+    let delivered = 0;
     try {
-      let budget = 4 * DELIVERY_BATCH;
-      for (;;) {
-        let delivered = 0;
+      for (let budget = 4 * DELIVERY_BATCH; budget > 0;) {
+        let pass = 0;
         for (const c of this.list) {
-          if (c.readable) delivered += c.pump(DELIVERY_BATCH);
+          if (c.readable) pass += c.pump(DELIVERY_BATCH);
           c.checkDrain();
         }
-        if (this.isClosed) return;
-        if (delivered > 0) {
-          budget -= delivered;
-          if (budget <= 0) {
-            this.schedule();
-            return;
-          }
-          continue;
-        }
-        if (this.spin(this.spinners.size > 0 ? 50 : this.settings.spinMicros)) continue;
-        if (this.spinners.size > 0) {
-          this.schedule();
-          return;
-        }
-        this.wakeup.park();
-        // A sender that wrote before seeing parked=1 did not ring: look once more.
-        if (!this.anyWaiting()) return;
-        this.wakeup.unpark();
+        if (pass === 0 || this.isClosed) break;
+        delivered += pass;
+        budget -= pass;
       }
     } catch (err) {
       this.host.fault(err instanceof ShmxError ? err : new ShmxError('ECHANNELCORRUPT', String(err), { cause: err }));
+      return;
     } finally {
       this.draining = false;
     }
+    if (delivered === 0) {
+      this.idle();
+    } else if (this.spinners.size > 0 && performance.now() - this.turnStarted < SPIN_TURN_MS) {
+      // Spin mode: look again from a microtask queued behind the app's continuations (its next send), so a
+      // round trip needs no event-loop turn; after SPIN_TURN_MS the loop gets its turn.
+      this.microHops = 0;
+      queueMicrotask(this.idleHop);
+    } else {
+      this.schedule();
+    }
+  }
+
+  /** Lets pending microtasks (the app's `await` chains) run a few times before spinning. */
+  private readonly idleHop = (): void => {
+    if (this.anyWaiting()) this.drainAll();
+    else if (++this.microHops < 8) queueMicrotask(this.idleHop);
+    else this.idle();
+  };
+
+  /**
+   * Nothing to deliver. Spin while the gap to the next message is likely short (adaptive: about twice the
+   * recent idle-to-message gap, at most `spinMicros`; always 50 µs turns with a spinning channel open), then
+   * publish parked=1, look once more — a sender that wrote before seeing it did not ring — and sleep until the
+   * doorbell.
+   */
+  private idle(): void {
+    if (this.isClosed) return;
+    const spinning = this.spinners.size > 0;
+    this.idleSince = nowMicros();
+    const budget = spinning ? 50 : this.spinBudget();
+    if (this.spin(budget)) {
+      this.learnGap(nowMicros() - this.idleSince);
+      this.drainAll();
+      return;
+    }
+    if (spinning) {
+      this.schedule();
+      return;
+    }
+    this.wakeup.park();
+    if (this.anyWaiting()) this.drainAll();
+  }
+
+  /** The doorbell rang: learn how long we were idle before the peer wrote, then deliver. */
+  private onRing(): void {
+    const rang = this.wakeup.lastRang;
+    if (this.idleSince > 0 && rang > this.idleSince) this.learnGap(rang - this.idleSince);
+    this.drainAll();
+  }
+
+  private learnGap(micros: number): void {
+    this.gapEwma = 0.75 * this.gapEwma + 0.25 * Math.min(micros, 10 * this.settings.spinMicros + 1);
+  }
+
+  /** µs to spin before parking: worth it only when messages usually follow within `spinMicros`. */
+  private spinBudget(): number {
+    const max = this.settings.spinMicros;
+    return this.gapEwma <= max ? Math.min(max, 2 * this.gapEwma + 1) : 0;
   }
 
   /** Busy-waits up to `micros` for a message; true when one arrived. */

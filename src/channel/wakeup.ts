@@ -15,18 +15,28 @@ export interface WakeupHello {
 }
 
 const PARKED = 0;
+/** Float64 index in the control block: when the peer last rang us (µs, CLOCK_MONOTONIC, shared by processes). */
+const RANG_AT = 1;
+
+/** Monotonic microseconds, comparable between processes of one machine. */
+export function nowMicros(): number {
+  return Number(process.hrtime.bigint()) / 1000;
+}
 
 export class Wakeup {
   private readonly control: Block;
   private readonly parked: Int32Array;
+  private readonly rangAt: Float64Array;
   private readonly bell: NativeDoorbell;
   private peerControl: Block | undefined;
   private peerParked: Int32Array | undefined;
+  private peerRangAt: Float64Array | undefined;
   private peerBell: string | undefined;
 
   constructor(private readonly arena: Arena, bellName: string, onRing: () => void) {
     this.control = arena.alloc(64, { align: 64 });
     this.parked = this.control.int32();
+    this.rangAt = this.control.float64();
     Atomics.store(this.parked, PARKED, 1); // idle until there is work
     try {
       this.bell = native.createDoorbell(bellName, onRing);
@@ -48,9 +58,10 @@ export class Wakeup {
       throw new ShmxError('EPROTO', 'malformed channel hello');
     }
     const block = this.arena.borrow(h.control); // borrow() validates the handle
-    if (block.length < 4) throw new ShmxError('EPROTO', 'peer control block too small');
+    if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');
     this.peerControl = block;
     this.peerParked = block.int32();
+    this.peerRangAt = block.float64();
     this.peerBell = h.bell;
   }
 
@@ -72,8 +83,14 @@ export class Wakeup {
   wakePeer(): void {
     const w = this.peerParked;
     if (w !== undefined && Atomics.load(w, PARKED) === 1 && Atomics.compareExchange(w, PARKED, 1, 0) === 1) {
+      this.peerRangAt![RANG_AT] = nowMicros();
       native.ringDoorbell(this.peerBell!);
     }
+  }
+
+  /** When the peer last rang us (µs, see {@link nowMicros}); a hint, written by the peer. */
+  get lastRang(): number {
+    return this.rangAt[RANG_AT]!;
   }
 
   /** Rings the peer regardless (it waits for room in a ring we read). */
