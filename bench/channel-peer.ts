@@ -3,7 +3,7 @@
  * as copies, blocks by handle) or count, a `net` echo server on a Unix socket, and an IPC echo.
  */
 import net from 'node:net';
-import { SessionServer, Universe, type Message } from '../src/index.js';
+import { SessionServer, Universe, type Message } from '../dist/index.js';
 
 const { definition, serverApp, netPath, spinMicros } = JSON.parse(process.argv[2]!) as {
   spinMicros?: number;

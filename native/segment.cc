@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <fstream>
 
 #include <cerrno>
 #include <memory>
@@ -33,6 +36,41 @@ int Reserve(int fd, off_t from, off_t to) {
   return 0;
 }
 
+// Bytes of memory shared memory may still take: MemAvailable + SwapFree, less a headroom of 1/16 of RAM so
+// that a reservation never leaves the machine on the edge of the OOM killer. -1 when unknown.
+int64_t MemoryAvailable() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0, available = 0, total = 0;
+  int found = 0;
+  while (in >> key >> kib) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:" || key == "SwapFree:") available += kib, found++;
+    if (key == "MemTotal:") total = kib, found++;
+  }
+  return found == 3 ? (available - total / 16) * 1024 : -1;
+}
+
+// Refuses a reservation that cannot succeed before making it. posix_fallocate on tmpfs does not fail when
+// memory runs out: it pushes the machine into the OOM killer. Returns 0, ENOSPC or ENOMEM (with `hint`).
+int CheckRoom(int fd, off_t bytes, std::string* hint) {
+  struct statvfs fs;
+  if (fstatvfs(fd, &fs) == 0) {
+    int64_t room = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+    if (bytes > room) {
+      *hint = "/dev/shm cannot hold " + std::to_string(bytes) + " more bytes (" + std::to_string(room) + " free)";
+      return ENOSPC;
+    }
+  }
+  int64_t memory = MemoryAvailable();
+  if (memory >= 0 && bytes > memory) {
+    *hint = "reserving " + std::to_string(bytes) + " bytes of shared memory would exceed the " +
+            std::to_string(memory) + " bytes of memory available (tmpfs pages live in RAM)";
+    return ENOMEM;
+  }
+  return 0;
+}
+
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name;
@@ -46,17 +84,20 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   // shm_open applies the umask; the permission level asked for is exact.
   int err = 0;
   const char* call = nullptr;
+  std::string hint;
   if (fchmod(fd.Get(), static_cast<mode_t>(mode)) != 0) {
     err = errno, call = "fchmod";
+  } else if ((err = CheckRoom(fd.Get(), size, &hint)) != 0) {
+    call = "posix_fallocate";
   } else if (ftruncate(fd.Get(), size) != 0) {
     err = errno, call = "ftruncate";
   } else if ((err = Reserve(fd.Get(), 0, size)) != 0) {
     call = "posix_fallocate";
+    if (err == ENOSPC) hint = "/dev/shm cannot hold " + std::to_string(size) + " more bytes";
   }
   if (call) {
     shm_unlink(Path(name).c_str());  // a half-made segment must not outlive the failed call
-    throw ErrnoError(env, err, call, name,
-                     err == ENOSPC ? "/dev/shm cannot hold " + std::to_string(size) + " more bytes" : "");
+    throw ErrnoError(env, err, call, name, hint);
   }
   return env.Undefined();
 }
@@ -88,11 +129,14 @@ Napi::Value Grow(const Napi::CallbackInfo& info) {
   UniqueFd fd = OpenExisting(env, name, &current);
   if (size <= current) return env.Undefined();
   // Reserve first, then extend: a failed reservation leaves the visible size unchanged.
-  int err = Reserve(fd.Get(), current, size);
+  std::string hint;
+  int err = CheckRoom(fd.Get(), size - current, &hint);
+  if (err == 0 && (err = Reserve(fd.Get(), current, size)) == ENOSPC) {
+    hint = "/dev/shm cannot hold " + std::to_string(size - current) + " more bytes";
+  }
   if (err != 0) {
     if (ftruncate(fd.Get(), current) != 0) { /* size is unchanged by fallocate failure in practice */ }
-    throw ErrnoError(env, err, "posix_fallocate", name,
-                     err == ENOSPC ? "/dev/shm cannot hold " + std::to_string(size - current) + " more bytes" : "");
+    throw ErrnoError(env, err, "posix_fallocate", name, hint);
   }
   if (ftruncate(fd.Get(), size) != 0) throw ErrnoError(env, errno, "ftruncate", name);
   return env.Undefined();

@@ -7,8 +7,8 @@
 export * from './session/index.js';
 export { Channel, Message } from './channel/index.js';
 export type { OpenChannelOptions, ChannelSettings, RequestOptions, TransportKind, MqChannelOptions } from './channel/index.js';
-export { Arena, Block } from './arena/index.js';
-export type { Handle } from './arena/index.js';
+export { Arena, Block, encodeHandle, decodeHandle, HANDLE_BYTES } from './arena/index.js';
+export type { Handle, ArenaStats, ArenaCreateOptions, ArenaOpenOptions, AllocOptions, LeakInfo } from './arena/index.js';
 export { ShmxError, TimeoutError, AbortError, hasCode } from './errors.js';
 export type { ShmxCode } from './errors.js';
 export { sweepStale, listResources, parseResourceName, formatResourceName } from './cleanup/index.js';

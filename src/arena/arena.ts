@@ -411,7 +411,7 @@ export class Arena {
       try {
         core.lock();
         try {
-          clearBitEverywhere(core, core.bit);
+          clearBitEverywhere(core, core.bit, true);
         } finally {
           core.unlock();
         }

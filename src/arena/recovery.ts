@@ -39,8 +39,10 @@ export function forEachRun(
   onSlab: (slab: Slab) => void,
   onLarge: (unit: number, units: number) => void,
   onOther?: (unit: number, d: number) => void,
+  mappedOnly = false,
 ): void {
-  core.refreshSegments();
+  // A closing instance holds blocks only in segments it mapped; others may be unlinked already.
+  if (!mappedOnly) core.refreshSegments();
   const hdr = core.hdr;
   for (const seg of core.segments) {
     const end = seg.endUnit;
@@ -63,7 +65,7 @@ export function forEachRun(
 }
 
 /** Clears `bit` from every block state word (page lock held); blocks reaching 0 are freed. */
-export function clearBitEverywhere(core: ArenaCore, bit: number): void {
+export function clearBitEverywhere(core: ArenaCore, bit: number, mappedOnly = false): void {
   const hdr = core.hdr;
   forEachRun(
     core,
@@ -96,6 +98,8 @@ export function clearBitEverywhere(core: ArenaCore, bit: number): void {
         s = r;
       }
     },
+    undefined,
+    mappedOnly,
   );
 }
 

@@ -40,6 +40,8 @@ export interface ChannelEvents {
   close: [reason: CloseReason];
 }
 
+const NO_OPTIONS: RequestOptions = {};
+
 /** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
 const ITERATOR_BUFFER = 256;
 /** Messages delivered per turn before yielding to the event loop. */
@@ -111,16 +113,27 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
    * Sends a request and resolves with the reply. Many may be in flight; each completes exactly once: reply,
    * timeout (TimeoutError), abort (AbortError) or channel close (ECLOSED), whichever comes first.
    */
-  async request(data: Uint8Array | Block, options: RequestOptions = {}): Promise<Message> {
-    this.assertOpen();
-    const { timeout, signal } = options;
-    if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
-      throw new RangeError('timeout must be a positive number of milliseconds');
+  request(data: Uint8Array | Block, options: RequestOptions = NO_OPTIONS): Promise<Message> {
+    try {
+      this.assertOpen();
+      const { timeout, signal } = options;
+      if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
+        throw new RangeError('timeout must be a positive number of milliseconds');
+      }
+      if (signal?.aborted) throw new AbortError('request aborted before it was sent');
+      const id = this.requests.nextId();
+      const reply = this.requests.add(id, timeout, signal, this.id);
+      try {
+        if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
+          this.enqueue(TAG_REQUEST, id, data).catch((err: Error) => this.requests.fail(id, err));
+        }
+      } catch (err) {
+        this.requests.fail(id, err as Error);
+      }
+      return reply;
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (signal?.aborted) throw new AbortError('request aborted before it was sent');
-    const { id, reply } = this.requests.add(timeout, signal, `request on channel ${this.id}`);
-    this.enqueue(TAG_REQUEST, id, data).catch((err: Error) => this.requests.fail(id, err));
-    return reply;
   }
 
   /** Iterates over incoming messages until the channel closes. */
@@ -178,8 +191,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal Delivers up to `limit` messages; returns how many. */
   pump(limit: number): number {
     if (!this.wantsMessages) return 0;
-    return this.io.read(limit, (tag, requestId, body) => this.deliver(tag, requestId, body));
+    return this.io.read(limit, this.deliverBound);
   }
+
+  private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array): void =>
+    this.deliver(tag, requestId, body);
 
   /** @internal There may be room again: send what waits, in order; emit 'drain' once all went out. */
   checkDrain(): void {
@@ -278,7 +294,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     const host = this.link.host;
     host.countIn(body.byteLength + 8);
     let message: Message;
-    const replier = (tag & TAG_REQUEST) !== 0 ? this.replierFor(requestId) : undefined;
+    const replier = (tag & TAG_REQUEST) !== 0 ? this.replier : undefined;
     switch (kindOf(tag)) {
       case BodyKind.Inline: {
         const copy = Buffer.allocUnsafe(body.byteLength);
@@ -314,12 +330,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.dispatch(message);
   }
 
-  private replierFor(requestId: number): Replier {
-    return {
-      now: (d) => this.outbox.length === 0 && this.sendTagged(TAG_RESPONSE, requestId, d),
-      queued: (d) => this.enqueue(TAG_RESPONSE, requestId, d),
-    };
-  }
+  /** How this channel's requests are answered (shared by all its request messages). */
+  private readonly replier: Replier = {
+    replyNow: (requestId, d) => this.outbox.length === 0 && this.sendTagged(TAG_RESPONSE, requestId, d),
+    replyQueued: (requestId, d) => this.enqueue(TAG_RESPONSE, requestId, d),
+  };
 
   private borrow(arena: Arena, body: Uint8Array): Block {
     if (body.byteLength !== HANDLE_BYTES) throw new ShmxError('EPROTO', `channel ${this.id}: malformed block handle`);

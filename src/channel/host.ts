@@ -22,10 +22,20 @@ export interface ChannelHost {
   readonly appArenaForChannels: Arena;
   /** Prefix (ending in '.') for kernel objects of this session made by this process. */
   readonly localScopePrefix: string;
+  /** Prefix every queue name the peer hands us must start with (its objects of this very session). */
+  readonly peerScopePrefix: string;
+  /** Permission bits for kernel objects of this session (the server app's permission level). */
+  readonly objectMode: number;
+  /** Name of this side's doorbell, and the prefix the peer's doorbell name must start with. */
+  readonly bellName: string;
+  readonly peerBellPrefix: string;
   /** pid of the peer process (kernel-verified). */
   readonly peerPid: number;
-  /** Sends one channel frame, given as consecutive parts, on the master socket (no copy of the parts). */
-  sendChannelFrame(parts: Uint8Array[]): void;
+  /**
+   * Sends one channel frame, given as consecutive parts, on the master socket (no copy of the parts).
+   * `bulk` frames (socket-transport DATA) may be as large as `maxSocketMessage`; control frames are small.
+   */
+  sendChannelFrame(parts: Uint8Array[], bulk?: boolean): void;
   /** Socket-level backpressure: false when the master socket's buffers are full. */
   readonly masterWritable: boolean;
   adopt(child: SessionChild): void;

@@ -6,8 +6,8 @@ import type { Block } from '../arena/index.js';
 
 /** @internal How a request is answered: now (false when full) or in order when there is room. */
 export interface Replier {
-  now(data: Uint8Array | Block): boolean;
-  queued(data: Uint8Array | Block): Promise<void>;
+  replyNow(requestId: number, data: Uint8Array | Block): boolean;
+  replyQueued(requestId: number, data: Uint8Array | Block): Promise<void>;
 }
 
 export class Message {
@@ -42,12 +42,12 @@ export class Message {
 
   /** Answers a request. Returns false under backpressure (nothing sent: use {@link replyAsync}). */
   reply(data: Uint8Array | Block): boolean {
-    return this.requester().now(data);
+    return this.requester().replyNow(this.requestId, data);
   }
 
   /** Answers a request once there is room, in order with the channel's other queued sends. */
   replyAsync(data: Uint8Array | Block): Promise<void> {
-    return this.requester().queued(data);
+    return this.requester().replyQueued(this.requestId, data);
   }
 
   private requester(): Replier {

@@ -41,9 +41,9 @@ export class MqTransport implements Transport {
   }
 
   /** Opener: creates both queues. */
-  static create(serverApp: string, names: [string, string], options: MqChannelOptions, onIncoming: () => void,
-    onWritable: () => void): MqTransport {
-    const attrs = { maxMessages: options.maxMessages ?? 10, messageSize: options.messageSize ?? 8192, mode: 0o600 };
+  static create(serverApp: string, names: [string, string], options: MqChannelOptions, mode: number,
+    onIncoming: () => void, onWritable: () => void): MqTransport {
+    const attrs = { maxMessages: options.maxMessages ?? 10, messageSize: options.messageSize ?? 8192, mode };
     const a = createRecordedQueue(serverApp, names[0], attrs);
     let b: NativeMessageQueue;
     try {

@@ -15,28 +15,35 @@ interface Pending {
 
 export class PendingRequests {
   private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private lastId = 0;
 
   get size(): number {
     return this.pending.size;
   }
 
-  /** Registers a request; returns its id and the promise of its reply. */
-  add(timeoutMs: number | undefined, signal: AbortSignal | undefined, what: string): { id: number; reply: Promise<Message> } {
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
-    const reply = new Promise<Message>((resolve, reject) => {
+  /** A fresh request id. */
+  nextId(): number {
+    const id = this.lastId >= 0x7fffffff ? 1 : this.lastId + 1;
+    this.lastId = id;
+    return id;
+  }
+
+  /** Registers request `id` of channel `channel`; returns the promise of its reply. */
+  add(id: number, timeoutMs: number | undefined, signal: AbortSignal | undefined, channel: number): Promise<Message> {
+    return new Promise<Message>((resolve, reject) => {
       const p: Pending = { resolve, reject, timer: undefined, signal, onAbort: undefined };
       if (timeoutMs !== undefined) {
-        p.timer = setTimeout(() => this.fail(id, new TimeoutError(`${what}: no reply within ${timeoutMs} ms`)), timeoutMs);
+        p.timer = setTimeout(
+          () => this.fail(id, new TimeoutError(`request on channel ${channel}: no reply within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
       }
       if (signal !== undefined) {
-        p.onAbort = () => this.fail(id, new AbortError(`${what}: aborted`, { cause: signal.reason }));
+        p.onAbort = () => this.fail(id, new AbortError(`request on channel ${channel}: aborted`, { cause: signal.reason }));
         signal.addEventListener('abort', p.onAbort, { once: true });
       }
       this.pending.set(id, p);
     });
-    return { id, reply };
   }
 
   /** Completes request `id` with its reply; false when it is not pending (late, duplicate or forged reply). */

@@ -91,10 +91,12 @@ export class Ring {
   // ---- producer side ----
 
   /**
-   * Appends one record made of `parts` (copied in, back to back) with `tag`. Returns false, writing nothing,
-   * when the ring lacks space; then sets want-drain so the consumer says when it has made room.
+   * Appends one record with `tag` whose payload is the u32 `prefix` followed by `body` (copied in). Returns
+   * false, writing nothing, when the ring lacks space; then sets want-drain so the consumer says when it has
+   * made room.
    */
-  write(tag: number, parts: readonly Uint8Array[], length: number): boolean {
+  write(tag: number, prefix: number, body: Uint8Array): boolean {
+    const length = 4 + body.byteLength;
     if (length > this.maxPayload) throw new RangeError(`record of ${length} bytes exceeds ${this.maxPayload}`);
     const write = Atomics.load(this.words, W_WRITE) >>> 0;
     const free = this.capacity - this.used();
@@ -118,11 +120,8 @@ export class Ring {
     }
     this.view.setUint32(pos, length, true);
     this.view.setUint32(pos + 4, tag >>> 0, true);
-    let p = pos + RECORD_HEAD;
-    for (const part of parts) {
-      this.data.set(part, p);
-      p += part.length;
-    }
+    this.view.setUint32(pos + RECORD_HEAD, prefix >>> 0, true);
+    this.data.set(body, pos + RECORD_HEAD + 4);
     // Publishing the count is the commit point: the consumer sees all bytes above or none.
     Atomics.store(this.words, W_WRITE, (write + needed) | 0);
     return true;
@@ -141,10 +140,11 @@ export class Ring {
   }
 
   /**
-   * Reads the next record, if any, and calls `visit` with its tag and a view of its payload (valid only during
-   * the call: the space is reused once we return). Returns false when the ring is empty.
+   * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
+   * rest (valid only during the call: the space is reused once we return). Returns false when the ring is
+   * empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0).
    */
-  read(visit: (tag: number, payload: Uint8Array) => void): boolean {
+  read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
     const used = this.used();
     if (used === 0) return false;
     const read = Atomics.load(this.words, W_READ) >>> 0;
@@ -163,8 +163,9 @@ export class Ring {
     if (consumed + record > used || pos + record > this.capacity) {
       throw corrupt(`record of ${length} bytes runs past the published data`);
     }
-    const tag = this.view.getUint32(pos + 4, true);
-    visit(tag, this.data.subarray(pos + RECORD_HEAD, pos + RECORD_HEAD + length));
+    const start = pos + RECORD_HEAD;
+    if (length < 4) visit(0, 0, this.data.subarray(start, start + length));
+    else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(start, true), this.data.subarray(start + 4, start + length));
     Atomics.store(this.words, W_READ, (read + consumed + record) | 0);
     return true;
   }

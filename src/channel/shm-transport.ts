@@ -22,8 +22,6 @@ export class ShmTransport implements Transport {
   readonly maxInline: number;
   private readonly out: Ring;
   private readonly in: Ring;
-  private readonly id = new Uint8Array(4);
-  private readonly idView = new DataView(this.id.buffer);
   private released = false;
 
   /**
@@ -41,18 +39,12 @@ export class ShmTransport implements Transport {
   }
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
-    this.idView.setUint32(0, requestId, true);
-    return this.out.write(tag, [this.id, body], 4 + body.byteLength);
+    return this.out.write(tag, requestId, body);
   }
 
   read(limit: number, deliver: (tag: number, requestId: number, body: Uint8Array) => void): number {
     let n = 0;
-    while (n < limit && this.in.read((tag, payload) => {
-      if (payload.byteLength < 4) deliver(0, 0, payload); // malformed: the channel rejects kind 0
-      else deliver(tag, payload[0]! | (payload[1]! << 8) | (payload[2]! << 16) | (payload[3]! << 24), payload.subarray(4));
-    })) {
-      n++;
-    }
+    while (n < limit && this.in.read(deliver)) n++;
     if (this.in.takeDrainRequest()) this.onDrainRequest();
     return n;
   }

@@ -33,7 +33,8 @@ export class Wakeup {
   private peerRangAt: Float64Array | undefined;
   private peerBell: string | undefined;
 
-  constructor(private readonly arena: Arena, bellName: string, onRing: () => void) {
+  constructor(private readonly arena: Arena, bellName: string, private readonly peerBellPrefix: string,
+    onRing: () => void) {
     this.control = arena.alloc(64, { align: 64 });
     this.parked = this.control.int32();
     this.rangAt = this.control.float64();
@@ -54,7 +55,8 @@ export class Wakeup {
   /** Learns how to wake the peer. Throws on a malformed or stale hello. */
   meetPeer(hello: unknown): void {
     const h = hello as Partial<WakeupHello>;
-    if (typeof h?.bell !== 'string' || !/^[A-Za-z0-9._-]{1,107}$/.test(h.bell) || typeof h.control !== 'object') {
+    if (typeof h?.bell !== 'string' || !h.bell.startsWith(this.peerBellPrefix) || !/^[A-Za-z0-9._-]{1,107}$/.test(h.bell) ||
+      typeof h.control !== 'object') {
       throw new ShmxError('EPROTO', 'malformed channel hello');
     }
     const block = this.arena.borrow(h.control); // borrow() validates the handle

@@ -27,7 +27,7 @@ import {
 import { belongsTo, sessionScopePrefix } from './scope-names.js';
 import { Session } from './session.js';
 import { acquireAppArena, releaseAppArena } from './shared-arena.js';
-import type { Universe } from './universe.js';
+import { permissionMode, type Universe } from './universe.js';
 
 /** Options of {@link ClientSession.connect}. */
 export interface ConnectOptions {
@@ -202,6 +202,7 @@ export class ClientSession {
           appArena,
           ownsAppArena: true,
           scopePrefix: sessionScopePrefix(server, serverApp, clientApp, welcome.session),
+          objectMode: permissionMode(universe.server(serverApp).permissions),
           keepAlive: { intervalMs: welcome.keepAliveIntervalMs, timeoutMs: welcome.keepAliveTimeoutMs },
           maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
           channels: channelSettings,

@@ -18,8 +18,10 @@ export const FrameType = {
   Ready: 4,
   Ping: 5,
   Close: 6,
-  /** Channel frames (the channel layer owns their payload format). */
+  /** Channel control frames (the channel layer owns their payload format); small, like all control frames. */
   Channel: 16,
+  /** Channel bulk frames (socket-transport messages); up to the channel settings' `maxSocketMessage`. */
+  ChannelData: 17,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 const TYPES: ReadonlySet<number> = new Set(Object.values(FrameType));
@@ -50,11 +52,13 @@ export function protocolError(message: string): ShmxError {
 
 /**
  * Splits a byte stream into frames. Rejects unknown types, non-zero reserved bytes and payloads over the
- * current limit before buffering them, so a hostile peer cannot make us allocate without bound.
+ * limit of their type before buffering them, so a hostile peer cannot make us allocate without bound.
  */
 export class FrameReader {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Limit for bulk frames (ChannelData); 0 while handshaking, when they are not allowed. */
+  maxBulkPayload = 0;
 
   constructor(public maxPayload: number) {}
 
@@ -70,7 +74,8 @@ export class FrameReader {
       if (!TYPES.has(type) || head[5] !== 0 || head[6] !== 0 || head[7] !== 0) {
         throw protocolError(`bad frame header (type ${type})`);
       }
-      if (length > this.maxPayload) throw protocolError(`frame of ${length} bytes exceeds ${this.maxPayload}`);
+      const limit = type === FrameType.ChannelData ? this.maxBulkPayload : this.maxPayload;
+      if (length > limit) throw protocolError(`frame of type ${type} and ${length} bytes exceeds ${limit}`);
       if (this.pendingBytes < HEADER_BYTES + length) break;
       const frame = this.take(HEADER_BYTES + length);
       frames.push({ type: type as FrameType, payload: frame.subarray(HEADER_BYTES) });

@@ -349,6 +349,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       appArena: p.appArena,
       ownsAppArena: false,
       scopePrefix: sessionScopePrefix(selfIdentity(), this.serverApp, hello.clientApp, welcome.session),
+      objectMode: permissionMode(this.options.universe.server(this.serverApp).permissions),
       keepAlive: this.keepAlive,
       maxConsecutiveErrors: this.options.maxConsecutiveErrors,
       channels: this.channelSettings,

@@ -4,6 +4,7 @@
  * silence past the keep-alive timeout), closes exactly once, children first, and removes the session's shared
  * objects as soon as it knows the peer is gone.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Arena } from '../arena/index.js';
@@ -72,6 +73,8 @@ export interface SessionParts {
   ownsAppArena: boolean;
   /** Prefix of every segment of this session scope, removed on close. */
   scopePrefix: string;
+  /** Permission bits for the session's kernel objects (the server app's permission level). */
+  objectMode: number;
   keepAlive: KeepAliveOptions;
   maxConsecutiveErrors: number;
   channels: ChannelSettings;
@@ -122,15 +125,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.logger = parts.logger.child({
       session: this.id, side: this.side, localApp: parts.localApp, peerApp: parts.peer.app,
     });
-    parts.reader.maxPayload = Math.max(CONTROL_MAX_PAYLOAD, parts.channels.maxSocketMessage + 64);
+    parts.reader.maxPayload = CONTROL_MAX_PAYLOAD;
+    parts.reader.maxBulkPayload = parts.channels.maxSocketMessage + 64;
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
     socket.on('error', (err) => this.fault('peer-crashed', err));
     socket.on('close', () => this.fault('peer-crashed', new ShmxError('ECONNRESET', 'master channel closed')));
     socket.on('drain', () => this.mux.onSocketDrain());
-    this.mux = new ChannelMux(this.channelHost(), parts.channels,
-      `shmx.bell.${parts.serverApp}.${parts.serverPid}.${parts.number}.${parts.side}`);
+    this.mux = new ChannelMux(this.channelHost(), parts.channels);
     this.keepAliveTimer = setInterval(() => this.tick(), parts.keepAlive.intervalMs);
     this.keepAliveTimer.unref();
     // Frames that arrived with the last handshake frame belong to the open session.
@@ -218,7 +221,15 @@ export class Session extends EventEmitter<SessionEvents> {
         kind: 'mq', serverApp: parts.serverApp, creator: selfIdentity(),
         clientApp: parts.side === 'server' ? parts.peer.app : parts.localApp, session: parts.number,
       }),
-      sendChannelFrame: (frameParts) => this.sendFrameParts(FrameType.Channel, frameParts),
+      peerScopePrefix: scopePrefix({
+        kind: 'mq', serverApp: parts.serverApp, creator: { pid: parts.peer.pid, startTime: parts.peer.startTime },
+        clientApp: parts.side === 'server' ? parts.peer.app : parts.localApp, session: parts.number,
+      }),
+      objectMode: parts.objectMode,
+      bellName: this.bellName(parts.side),
+      peerBellPrefix: this.bellName(parts.side === 'server' ? 'client' : 'server', false),
+      sendChannelFrame: (frameParts, bulk) =>
+        this.sendFrameParts(bulk === true ? FrameType.ChannelData : FrameType.Channel, frameParts),
       get masterWritable() {
         return !parts.socket.writableNeedDrain;
       },
@@ -241,6 +252,17 @@ export class Session extends EventEmitter<SessionEvents> {
         return true;
       },
     };
+  }
+
+  /**
+   * Name of one side's doorbell: `shmx.bell.<serverApp>.<serverPid>.<session>.<side>.<random>`. The random
+   * part keeps another local user from squatting a predictable name; the peer learns it in the channel hello
+   * and checks the rest.
+   */
+  private bellName(side: 'server' | 'client', withToken = true): string {
+    const { parts } = this;
+    const prefix = `shmx.bell.${parts.serverApp}.${parts.serverPid}.${parts.number}.${side}.`;
+    return withToken ? prefix + randomBytes(6).toString('hex') : prefix;
   }
 
   /** Sends one frame made of consecutive parts on the master socket, without joining them. */
@@ -331,6 +353,7 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       }
       case FrameType.Channel:
+      case FrameType.ChannelData:
         try {
           this.mux.onFrame(payload);
         } catch (err) {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClientSession, SessionServer, Universe, type Session } from '../../src/index.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
@@ -47,7 +47,8 @@ describe('sessions at scale', () => {
     for (let i = 0; i < 64; i++) c.send({ cmd: 'connect' });
     await c.waitFor('open', (e) => e.index === 63, 30_000);
     expect(c.events.filter((e) => e.event === 'error')).toEqual([]);
-    expect(server.metrics.active).toBe(64);
+    // A client is open once it sent READY; the server opens its side when READY arrives, a moment later.
+    await vi.waitFor(() => expect(server.metrics.active).toBe(64), { timeout: 5000, interval: 10 });
     expect(new Set(accepted.map((s) => s.id)).size).toBe(64);
     await server.close();
     await c.waitFor('close', () => c.events.filter((e) => e.event === 'close').length === 64);
