@@ -31,7 +31,8 @@ server.on('session', (session) => {
       return;
     }
     channel.on('message', (m: Message) => {
-      void m.replyAsync(m.block ?? m.bytes);
+      const echo = m.block ?? m.bytes;
+      void (m.isRequest ? m.replyAsync(echo) : channel.sendAsync(echo)).catch(() => {});
       m.release();
     });
   });

@@ -14,10 +14,9 @@
  *      time, from /proc/<pid>/stat utime+stime (plus schedstat ns and event-loop thread context switches).
  *
  *   npx tsx bench/sessions.ts [--quick] [--opens N] [--window SECONDS] [--settle SECONDS] [--sessions N]
- *                             [--grow-chunk BYTES]
  *
- * --grow-chunk is a diagnostic: the server's session arenas get { maxBytes 64 MiB, initialBytes 1 MiB,
- * growChunk BYTES } instead of the default sizing (see "Sessions" in docs/performance.md for why).
+ * Defaults: 300 opens (quick 50), 10 s windows (quick 5), 15 s to settle before each window (quick 2), 100
+ * sessions (at most the server's default maxSessions, 128).
  *
  * Prints markdown tables with the machine line. Everything it creates in /dev/shm belongs to a server app
  * named for this run; sessions and the server are closed gracefully, the children are killed in `finally` if
@@ -32,8 +31,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { ClientSession, SessionServer, Universe, type Channel, type Session } from '../src/index.js';
-import { native } from '../src/native.js';
+import { ClientSession, SessionServer, Universe, type Channel, type Session } from '../dist/index.js';
+import { native } from '../dist/native.js';
 import { fmt, machine, markdownTable, summarize } from './stats.js';
 
 type Definition = ConstructorParameters<typeof Universe>[0];
@@ -42,8 +41,6 @@ interface ChildConfig {
   serverApp: string;
   clientApp: string;
   netPath: string;
-  /** Diagnostic (--grow-chunk): session arena sizing passed to the server, growChunk included. */
-  sessionArena?: { maxBytes: number; initialBytes: number; growChunk: number };
 }
 type Reply = { id: number; ok: true; value?: unknown } | { id: number; ok: false; error: string };
 
@@ -84,12 +81,7 @@ class Events<T> {
 
 /** The server child: a SessionServer with default keep-alive, and a `net` echo server for the baseline. */
 async function serverChild(config: ChildConfig): Promise<void> {
-  const server = await SessionServer.start({
-    universe: new Universe(config.definition),
-    serverApp: config.serverApp,
-    // ArenaSizing has no growChunk; SessionServer hands the object to Arena.create as it is.
-    ...(config.sessionArena ? { sessionArena: config.sessionArena } : {}),
-  });
+  const server = await SessionServer.start({ universe: new Universe(config.definition), serverApp: config.serverApp });
   // Per session number: when its 'session' event fired (hrtime ns) and why it closed, each handed to whoever
   // asks for it over IPC (now, or as soon as it is known).
   const opened = new Events<string>();
@@ -465,12 +457,18 @@ async function main(): Promise<void> {
     clientApp: `scli${tag}`,
     netPath: join(runDirectory, 'echo.sock'),
   };
-  const growChunk = arg('grow-chunk', 0);
-  if (growChunk > 0) config.sessionArena = { maxBytes: 64 << 20, initialBytes: 1 << 20, growChunk };
   const universe = new Universe(config.definition);
   const m = machine();
+  let code = 'unknown';
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    code = `${head}${dirty ? ' + uncommitted changes in src/ or native/' : ''}`;
+  } catch {
+    // not a git checkout
+  }
   const lines: string[] = [];
-  lines.push(`Machine: ${m.nproc} vCPU, ${m.cpu}, Linux ${m.kernel}, Node ${m.node}. ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`, '');
+  lines.push(`Machine: ${m.nproc} vCPU, ${m.cpu}, Linux ${m.kernel}, Node ${m.node}. ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}. Code: ${code}.`, '');
 
   let server: Child | undefined;
   let client: Child | undefined;
@@ -484,7 +482,6 @@ async function main(): Promise<void> {
     const netS = summarize(r.net);
     const lag = summarize(r.serverLag);
     const serverLast = r.serverLag.filter((v) => v > 0).length;
-    if (config.sessionArena) lines.push(`Diagnostic run: session arenas ${JSON.stringify(config.sessionArena)}.`, '');
     lines.push(`Session open, ${opens} opens (after ${warmup} warm-up), each followed by a graceful close; server in a child ` +
       'process, client in the bench process; interleaved with the baseline:', '');
     lines.push(markdownTable(['measure', 'n', 'median ms', 'p99 ms', 'median / net'], [

@@ -3,21 +3,40 @@
  * stable `code`; errors from system calls keep the kernel's errno name as their code.
  */
 
-/** Codes shmx raises itself (system-call failures use errno names such as `ENOENT`). */
+/**
+ * Codes shmx raises itself (system-call failures use errno names such as `ENOENT`; timeouts `ETIMEDOUT`,
+ * aborts `ABORT_ERR`).
+ */
 export type ShmxCode =
+  // connecting
   | 'ENOSERVER'
   | 'ESERVERRUNNING'
+  | 'ESERVERIDENTITY'
+  | 'EUNSAFEDIR'
+  // refusals a server sends (also counted in its metrics.refusedByReason)
   | 'ESESSIONLIMIT'
+  | 'EAPPNOTACCEPTED'
+  | 'EWRONGSERVER'
+  | 'EPROTOVERSION'
+  | 'ECREDENTIALS'
+  | 'EUIDMISMATCH'
+  | 'EGIDMISMATCH'
+  | 'EEXECUTABLE'
+  | 'ERESOURCES'
+  | 'ESHUTDOWN'
+  // sessions and channels
   | 'EHOSED'
   | 'EREFUSED'
   | 'EPROTO'
   | 'ECLOSED'
+  | 'ECHANNELCORRUPT'
+  // arenas
   | 'EARENAFULL'
   | 'EARENACORRUPT'
   | 'EARENABUSY'
   | 'EARENASLOTS'
   | 'ESTALEHANDLE'
-  | 'ECHANNELCORRUPT'
+  // native
   | 'ENOMQUEUEFS';
 
 /** Base class of every error shmx raises on purpose. */

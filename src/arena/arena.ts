@@ -235,7 +235,7 @@ export class Arena {
         const core = arena.#core;
         core.lock();
         try {
-          grow(core, initialUnits);
+          grow(core, initialUnits, true); // exactly what the creator asked to reserve now
         } finally {
           core.unlock();
         }

@@ -13,6 +13,7 @@ import { tokenAlive } from './slots.js';
 
 const SLEEP_WORD = new Int32Array(new SharedArrayBuffer(4));
 const SPINS = 200;
+const SPIN_MS = 0.1;
 const CHECK_EVERY_MS = 4;
 
 /** Sleeps the calling thread for `ms` milliseconds (no event loop involvement). */
@@ -39,12 +40,17 @@ export function acquirePageLock(
   let cur = Atomics.compareExchange(hdr, H_PAGE_LOCK, 0, token);
   if (cur === 0) return ACQUIRED;
   if (cur === token) throw new Error(`shmx arena ${resource}: page lock re-entered`);
-  for (let i = 0; i < SPINS; i++) {
-    if (Atomics.load(hdr, H_PAGE_LOCK) === 0) {
-      cur = Atomics.compareExchange(hdr, H_PAGE_LOCK, 0, token);
-      if (cur === 0) return ACQUIRED;
+  // Critical sections last microseconds: spin for up to SPIN_MS before the first 1 ms sleep (two processes
+  // opening one session contend here at the same moment; sleeping at once would add a millisecond).
+  const spinUntil = performance.now() + SPIN_MS;
+  do {
+    for (let i = 0; i < SPINS; i++) {
+      if (Atomics.load(hdr, H_PAGE_LOCK) === 0) {
+        cur = Atomics.compareExchange(hdr, H_PAGE_LOCK, 0, token);
+        if (cur === 0) return ACQUIRED;
+      }
     }
-  }
+  } while (performance.now() < spinUntil);
   const start = Date.now();
   let lastCheck = start;
   let checkNow = true;

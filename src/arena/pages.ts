@@ -148,18 +148,19 @@ function spaceError(core: ArenaCore, name: string, err: unknown): never {
 }
 
 /**
- * Creates the next data segment with room for at least `k` units (max(growUnits, k), clipped to maxBytes)
+ * Creates the next data segment with room for at least `k` units (max(growUnits, k), or exactly k for the
+ * first segment of a new arena, clipped to maxBytes)
  * and commits it in the segment table. Returns the first unit of the new segment (all free). A segment of
  * that name left by a crashed grower (never committed) is removed first.
  */
-export function grow(core: ArenaCore, k: number): number {
+export function grow(core: ArenaCore, k: number, exact = false): number {
   core.refreshSegments();
   const hdr = core.hdr;
   const index = core.segments.length;
   if (index >= MAX_SEGMENTS) full(core, `all ${MAX_SEGMENTS} segments are in use`);
   const remaining = core.maxUnits - core.segEnd;
   if (k > remaining) full(core, `maxBytes reached (${core.maxUnits * UNIT} bytes)`);
-  const units = Math.min(Math.max(core.growUnits, k), remaining);
+  const units = Math.min(exact ? k : Math.max(core.growUnits, k), remaining);
   const name = segmentName(core.name, index);
   // Never create a segment for an arena that was destroyed: nobody would unlink it.
   if (!core.headerExists()) core.destroyed();

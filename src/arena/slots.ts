@@ -12,6 +12,7 @@
  * another start time (pid reuse); an owner whose start time is not yet written counts as alive (it is being
  * claimed). A recoverer is dead when its pid no longer exists.
  */
+import { isZombie } from '../cleanup/liveness.js';
 import { native } from '../native.js';
 import {
   H_SLOTS,
@@ -69,10 +70,10 @@ export function freeSlot(hdr: Int32Array, slot: number, claim: number): boolean 
   return Atomics.compareExchange(hdr, b + SLOT_PID, claim, 0) === claim;
 }
 
-/** True when `pid` exists (pid outside 1..2^30 counts as gone). */
+/** True when `pid` exists and has not exited (pid outside 1..2^30 counts as gone; a zombie is dead). */
 export function pidAlive(pid: number): boolean {
   if (!(pid > 0 && pid <= PID_MASK)) return false;
-  return native.isAlive(pid);
+  return native.isAlive(pid) && !isZombie(pid);
 }
 
 /** The start time recorded in a slot (0 while being claimed or freed). */

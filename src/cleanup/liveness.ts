@@ -24,7 +24,7 @@ export function selfIdentity(): ProcessIdentity {
 }
 
 /** True for a process that has exited but not been reaped yet: it holds no mappings, it is dead to us. */
-function isZombie(pid: number): boolean {
+export function isZombie(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const state = stat.charAt(stat.lastIndexOf(')') + 2);

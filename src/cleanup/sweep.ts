@@ -109,17 +109,22 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
   const stale = found.filter((r) => !r.creatorAlive);
   stale.sort((a, b) => Number(a.parsed.kind === 'lg') - Number(b.parsed.kind === 'lg'));
   const removed: FoundResource[] = [];
+  const failedCreators = new Set<string>();
+  const creatorKey = (r: FoundResource) => `${r.parsed.serverApp}.${r.parsed.creator.pid}.${r.parsed.creator.startTime}`;
   for (const r of stale) {
     if (options.dryRun) {
       removed.push(r);
       continue;
     }
+    // A ledger is the only way to find its queues without /dev/mqueue: keep it while any of them remains.
+    if (r.parsed.kind === 'lg' && failedCreators.has(creatorKey(r))) continue;
     try {
       if (removeResource(r)) {
         removed.push(r);
         logger.info({ resource: r.name, type: r.type, creator: r.parsed.creator }, 'swept stale object');
       }
     } catch (err) {
+      failedCreators.add(creatorKey(r));
       logger.warn({ resource: r.name, err }, 'could not remove stale object');
     }
   }

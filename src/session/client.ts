@@ -10,7 +10,7 @@ import { resolveChannelSettings, type ChannelSettings, type OpenChannelOptions }
 import { selfIdentity } from '../cleanup/liveness.js';
 import { AbortError, ShmxError, TimeoutError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
-import { native } from '../native.js';
+import { native, type PeerCredentials } from '../native.js';
 import { peerCredentialsOf } from './peer-socket.js';
 import {
   encodeFrame,
@@ -86,8 +86,7 @@ export class ClientSession {
         settled = true;
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
-        socket.removeListener('data', onData);
-        socket.removeListener('close', onClose);
+        handOver();
         if (err !== null) {
           for (const arena of opened) arena.close();
           for (const release of releaseOnFailure) release();
@@ -98,6 +97,12 @@ export class ClientSession {
           resolve(session!);
         }
       };
+      // The connect's own listeners leave the socket as soon as a Session owns it (or the connect failed).
+      const handOver = () => {
+        socket.removeListener('data', onData);
+        socket.removeListener('close', onClose);
+        socket.removeListener('error', onError);
+      };
       const timer = setTimeout(
         () => finish(new TimeoutError(`no session with '${serverApp}' within ${timeoutMs} ms`, { resource: socketPath })),
         timeoutMs,
@@ -107,7 +112,7 @@ export class ClientSession {
       const onClose = () =>
         finish(new ShmxError('ECONNRESET', `server '${serverApp}' closed the connection during the handshake`));
 
-      socket.once('error', (err: NodeJS.ErrnoException) => {
+      const onError = (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
           finish(new ShmxError('ENOSERVER', `no server of app '${serverApp}' is listening at ${socketPath}`, {
             resource: socketPath, cause: err,
@@ -115,15 +120,16 @@ export class ClientSession {
         } else {
           finish(err);
         }
-      });
+      };
+      socket.on('error', onError);
       socket.on('close', onClose);
 
       let serverCred: { pid: number; uid: number; gid: number } | undefined;
       socket.once('connect', () => {
         serverCred = peerCredentialsOf(socket);
-        const expected = universe.server(serverApp);
-        if (expected.uid !== undefined && serverCred.uid !== expected.uid) {
-          finish(new ShmxError('ESERVERIDENTITY', `server must run as uid ${expected.uid}, runs as ${serverCred.uid}`));
+        const mismatch = checkServerIdentity(universe, serverApp, serverCred);
+        if (mismatch !== null) {
+          finish(new ShmxError('ESERVERIDENTITY', mismatch, { resource: socketPath }));
           return;
         }
         const me = selfIdentity();
@@ -148,6 +154,10 @@ export class ClientSession {
             } else if (type === FrameType.Welcome) {
               const welcome = parseWelcome(payload);
               const session = open(welcome, frames.slice(i + 1));
+              // The session owns the socket and the arenas from here on: a later failure closes it, nothing else.
+              handOver();
+              opened.length = 0;
+              releaseOnFailure.length = 0;
               if (initChannels.length === 0) {
                 finish(null, session);
               } else {
@@ -156,7 +166,11 @@ export class ClientSession {
                   () => finish(null, session),
                   (err: Error) => {
                     void session.close('protocol-error');
-                    finish(err);
+                    settled = true; // the session's own close tears everything down
+                    clearTimeout(timer);
+                    options.signal?.removeEventListener('abort', onAbort);
+                    logger.info({ err }, 'an init channel could not be opened');
+                    reject(err);
                   },
                 );
               }
@@ -183,9 +197,9 @@ export class ClientSession {
         ) {
           throw new ShmxError('EPROTO', 'the server named arenas outside this session\'s scope');
         }
-        const sessionArena = Arena.open(welcome.sessionArena);
+        const sessionArena = Arena.open(welcome.sessionArena, { lockTimeoutMs: 100, logger });
         opened.push(sessionArena);
-        const appArena = acquireAppArena(welcome.appArena);
+        const appArena = acquireAppArena(welcome.appArena, logger);
         releaseOnFailure.push(() => releaseAppArena(appArena));
         socket.write(encodeFrame(FrameType.Ready));
         const session = new Session({
@@ -213,4 +227,32 @@ export class ClientSession {
       };
     });
   }
+}
+
+/**
+ * Whether the process answering at the server's socket may be that server: the universe's uid, gid and
+ * executable when it names them; without a uid, the same user as this client (or root) — so that a socket
+ * planted by another user is never trusted by default. Returns why not, or null.
+ */
+function checkServerIdentity(universe: Universe, serverApp: string, cred: PeerCredentials): string | null {
+  const expected = universe.server(serverApp);
+  const me = process.getuid?.() ?? 0;
+  if (expected.uid !== undefined ? cred.uid !== expected.uid : cred.uid !== me && cred.uid !== 0) {
+    return `server '${serverApp}' must run as uid ${expected.uid ?? me}, but the socket's peer runs as ${cred.uid}`;
+  }
+  if (expected.gid !== undefined && cred.gid !== expected.gid) {
+    return `server '${serverApp}' must run as gid ${expected.gid}, but the socket's peer runs as ${cred.gid}`;
+  }
+  if (expected.executablePath !== undefined) {
+    let exe: string | null = null;
+    try {
+      exe = native.executablePath(cred.pid);
+    } catch {
+      exe = null; // another user's process: not readable, so not verifiable
+    }
+    if (exe !== expected.executablePath) {
+      return `server '${serverApp}' must run ${expected.executablePath}, the socket's peer runs ${exe ?? 'something unreadable'}`;
+    }
+  }
+  return null;
 }

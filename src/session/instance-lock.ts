@@ -19,7 +19,8 @@ export async function acquireInstanceLock(serverApp: string): Promise<{ release(
         reject(err);
       }
     });
-    server.listen(`\0shmx.server.${serverApp}`, resolve);
+    // Per user: another local user cannot block this user's server by taking the name first.
+    server.listen(`\0shmx.server.${process.getuid?.() ?? 0}.${serverApp}`, resolve);
   });
   server.unref();
   return {

@@ -5,7 +5,7 @@
  * session down (forcing those that hang past a deadline) and removes everything it made.
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
 import { resolveChannelSettings, type ChannelSettings } from '../channel/index.js';
@@ -35,8 +35,10 @@ import { verifyClient } from './verify-client.js';
 export interface ArenaSizing {
   /** Upper bound; allocation past it fails with EARENAFULL. */
   maxBytes: number;
-  /** Reserved at creation. */
+  /** Reserved at creation (physical memory, at once). */
   initialBytes?: number;
+  /** Reserved at each growth past what is reserved (default min(maxBytes, 8 MiB)). */
+  growChunk?: number;
 }
 
 /** Options of {@link SessionServer}. */
@@ -46,7 +48,7 @@ export interface SessionServerOptions {
   serverApp: string;
   /** Sessions open or opening at once; a connect over it is refused at once with ESESSIONLIMIT. Default 128. */
   maxSessions?: number;
-  /** Default 64 MiB max, 1 MiB initial. */
+  /** Default 64 MiB max, 256 KiB reserved at open, grown 1 MiB at a time. */
   sessionArena?: ArenaSizing;
   /** Default 256 MiB max, 1 MiB initial. */
   appArena?: ArenaSizing;
@@ -84,6 +86,9 @@ interface Pending {
   timer: NodeJS.Timeout;
   /** Undo steps of a half-made session, run in reverse on failure. */
   rollback: Array<() => void>;
+  /** The handshake's own socket listeners, removed when the session takes the socket over. */
+  onData?: (chunk: Buffer) => void;
+  onClose?: () => void;
   hello?: Hello;
   welcome?: Welcome;
   sessionArena?: Arena;
@@ -115,7 +120,9 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private readonly pending = new Set<Pending>();
   private readonly appArenas = new Map<string, Arena>();
   private readonly waiting: Array<(r: IteratorResult<Session>) => void> = [];
+  /** Sessions accepted while no iterator waited (only once someone iterates). */
   private readonly queued: Session[] = [];
+  private iterated = false;
   private listener: Server | undefined;
   private lock: { release(): Promise<void> } | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -178,6 +185,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     }
     const def = this.options.universe.server(this.serverApp);
     mkdirSync(def.runDirectory, { recursive: true, mode: 0o755 });
+    checkRunDirectory(def.runDirectory);
     rmSync(this.socketPath, { force: true }); // left by a crashed predecessor: we hold the lock, it is stale
     const listener = createServer((socket) => this.onConnection(socket));
     this.listener = listener;
@@ -208,6 +216,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
 
   /** Iterates over accepted sessions until the server closes. */
   [Symbol.asyncIterator](): AsyncIterator<Session> {
+    this.iterated = true;
     return {
       next: () => {
         const s = this.queued.shift();
@@ -240,8 +249,10 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       ),
     };
     this.pending.add(p);
-    socket.on('data', (chunk: Buffer) => this.onHandshakeData(p, chunk));
-    socket.on('close', () => this.fail(p, null));
+    p.onData = (chunk: Buffer) => this.onHandshakeData(p, chunk);
+    p.onClose = () => this.fail(p, null);
+    socket.on('data', p.onData);
+    socket.on('close', p.onClose);
   }
 
   private onHandshakeData(p: Pending, chunk: Buffer): void {
@@ -280,16 +291,17 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     // Each step registers its undo first, so a failure at any point removes exactly what was made.
     const scope = sessionScopePrefix(me, this.serverApp, hello.clientApp, number);
     p.rollback.push(() => removeSegmentsWithPrefix(scope));
-    const sizing = this.options.sessionArena ?? { maxBytes: 64 << 20, initialBytes: 1 << 20 };
+    // Reserving pages costs time at open and RAM for the session's life: start small, grow on demand.
+    const sizing = this.options.sessionArena ?? { maxBytes: 64 << 20, initialBytes: 256 << 10, growChunk: 1 << 20 };
     const sessionArena = Arena.create(sessionArenaName(me, this.serverApp, hello.clientApp, number), {
       ...sizing,
       mode,
+      ...arenaSafety(this.logger),
     });
     p.sessionArena = sessionArena;
     p.rollback.push(() => sessionArena.close());
-    const hadAppArena = this.appArenas.has(hello.clientApp);
+    // Not undone on failure: other sessions of this client app may be using it already; it goes at close().
     p.appArena = this.appArenaFor(hello.clientApp, mode);
-    if (!hadAppArena) p.rollback.push(() => this.dropAppArena(hello.clientApp));
     p.welcome = {
       session: number,
       serverPid: me.pid,
@@ -307,7 +319,11 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     let arena = this.appArenas.get(clientApp);
     if (arena === undefined) {
       const sizing = this.options.appArena ?? { maxBytes: 256 << 20, initialBytes: 1 << 20 };
-      arena = Arena.create(appArenaName(selfIdentity(), this.serverApp, clientApp), { ...sizing, mode });
+      arena = Arena.create(appArenaName(selfIdentity(), this.serverApp, clientApp), {
+        ...sizing,
+        mode,
+        ...arenaSafety(this.logger),
+      });
       this.appArenas.set(clientApp, arena);
       this.logger.info({ clientApp }, 'created app arena');
     }
@@ -329,12 +345,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     if (hello === undefined || welcome === undefined || p.sessionArena === undefined || p.appArena === undefined) {
       throw new ShmxError('EPROTO', 'READY before WELCOME');
     }
-    p.done = true;
-    clearTimeout(p.timer);
-    this.pending.delete(p);
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('close');
     const cred = peerCredentialsOf(socket);
+    // If this throws, the handshake fails and its rollback removes the session arena.
     const session = new Session({
       side: 'server',
       number: welcome.session,
@@ -355,12 +367,19 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       channels: this.channelSettings,
       logger: this.logger,
     });
+    p.done = true;
+    clearTimeout(p.timer);
+    this.pending.delete(p);
+    socket.removeListener('data', p.onData!);
+    socket.removeListener('close', p.onClose!);
     this.sessions.add(session);
     this.metrics.opened++;
     this.metrics.active = this.sessions.size;
     session.on('hosed', () => this.metrics.faulted++);
     session.once('close', (reason) => {
       this.sessions.delete(session);
+      const q = this.queued.indexOf(session);
+      if (q >= 0) this.queued.splice(q, 1);
       this.metrics.active = this.sessions.size;
       this.metrics.closedByReason[reason]++;
       // After every other 'close' listener: the app's per-session state is dropped last.
@@ -370,7 +389,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     this.callHook(() => this.options.onSessionOpen?.(session));
     const waiter = this.waiting.shift();
     if (waiter !== undefined) waiter({ value: session, done: false });
-    else if (this.listenerCount('session') === 0) this.queued.push(session);
+    else if (this.iterated) this.queued.push(session); // for the iterator's next turn
     this.emit('session', session);
   }
 
@@ -425,7 +444,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     for (const p of [...this.pending]) this.fail(p, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
-    const graceful = Promise.all([...this.sessions].map((s) => s.close('server-shutdown')));
+    const graceful = Promise.allSettled([...this.sessions].map((s) => s.close('server-shutdown')));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.options.shutdownTimeoutMs)));
     await Promise.race([graceful, deadline]);
@@ -450,3 +469,24 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 }
 
+/**
+ * Page-lock waits on shared arenas are bounded: a peer that stops (or misbehaves) while holding an arena's
+ * lock costs us EARENABUSY after a short wait, never a frozen event loop.
+ */
+function arenaSafety(logger: Logger): { lockTimeoutMs: number; logger: Logger } {
+  return { lockTimeoutMs: 100, logger };
+}
+
+/**
+ * The run directory holds the socket clients trust. Refuse one that another user owns or may write to (a
+ * local user who made /tmp/shmx first could otherwise swap the socket for their own).
+ */
+function checkRunDirectory(path: string): void {
+  const st = lstatSync(path);
+  const uid = process.getuid?.() ?? 0;
+  const othersMayWrite = (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0;
+  if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0) || othersMayWrite) {
+    throw new ShmxError('EUNSAFEDIR', `run directory ${path} must be a directory owned by this user (or root) and not ` +
+      'writable by others', { resource: path });
+  }
+}

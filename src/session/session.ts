@@ -16,6 +16,7 @@ import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { onKeepAliveTick } from './keep-alive-clock.js';
 import { releaseAppArena } from './shared-arena.js';
 import { canTransition, isCloseReason, isFault, type CloseReason, type SessionState } from './lifecycle.js';
 import {
@@ -110,7 +111,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private hosedError: (ShmxError & { reason: CloseReason }) | undefined;
   private readonly parts: SessionParts;
   private readonly children = new Set<SessionChild>();
-  private keepAliveTimer: NodeJS.Timeout | undefined;
+  private stopKeepAlive: (() => void) | undefined;
   private lastHeard = Date.now();
   private closed: Promise<void> | undefined;
   private readonly mux: ChannelMux;
@@ -127,15 +128,16 @@ export class Session extends EventEmitter<SessionEvents> {
     });
     parts.reader.maxPayload = CONTROL_MAX_PAYLOAD;
     parts.reader.maxBulkPayload = parts.channels.maxSocketMessage + 64;
+    // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
+    // caller (server or client) rolls the handshake back.
+    this.mux = new ChannelMux(this.channelHost(), parts.channels);
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
     socket.on('error', (err) => this.fault('peer-crashed', err));
     socket.on('close', () => this.fault('peer-crashed', new ShmxError('ECONNRESET', 'master channel closed')));
     socket.on('drain', () => this.mux.onSocketDrain());
-    this.mux = new ChannelMux(this.channelHost(), parts.channels);
-    this.keepAliveTimer = setInterval(() => this.tick(), parts.keepAlive.intervalMs);
-    this.keepAliveTimer.unref();
+    this.stopKeepAlive = onKeepAliveTick(parts.keepAlive.intervalMs, () => this.tick());
     // Frames that arrived with the last handshake frame belong to the open session.
     if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
   }
@@ -354,6 +356,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       case FrameType.Channel:
       case FrameType.ChannelData:
+        if (this.current !== 'open') return; // closing: the channels are gone or going
         try {
           this.mux.onFrame(payload);
         } catch (err) {
@@ -413,54 +416,61 @@ export class Session extends EventEmitter<SessionEvents> {
    *  server, that includes the app arena). Objects of live processes are never touched. */
   private sweepAfterFault(): void {
     void whenDead(this.peer, 2000).then((dead) => {
-      if (!dead) return; // alive but silent (stopped, hung): its objects are not ours to remove
+      if (!dead) return; // alive but silent (stopped, hung): its objects and holds are not ours to take
       try {
+        // Its holds in the app arena (which outlives this session on the server) go back to the pool...
+        if (!this.parts.ownsAppArena && !this.parts.appArena.closed) this.parts.appArena.recoverDead();
+        // ...and whatever it created for this server app is removed.
         sweepStale({ serverApp: this.parts.serverApp, logger: this.logger });
       } catch (err) {
-        this.logger.warn({ err }, 'sweep after fault failed');
+        this.logger.warn({ err }, 'cleanup after the peer died failed');
       }
     });
   }
 
+  /**
+   * Tears the session down: children first, then the channel machinery, the arenas and the socket; then
+   * `closed` and the one `close` event. Every step is guarded — a failing step is logged and the rest still
+   * run, so the session always ends closed and this promise never rejects.
+   */
   private async finish(reason: CloseReason, faulted: boolean): Promise<void> {
-    if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
-    this.keepAliveTimer = undefined;
-    for (const child of [...this.children]) {
-      try {
-        child.closeFromSession(reason);
-      } catch (err) {
-        this.logger.warn({ err }, 'a session child failed to close');
-      }
-    }
+    this.stopKeepAlive?.();
+    this.stopKeepAlive = undefined;
+    for (const child of [...this.children]) this.step('a session child failed to close', () => child.closeFromSession(reason));
     this.children.clear();
-    this.mux.close();
     const { sessionArena, appArena, ownsAppArena, socket } = this.parts;
-    try {
-      sessionArena.close();
-    } catch (err) {
-      this.logger.warn({ err }, 'closing the session arena failed');
-    }
-    try {
+    this.step('closing the channel machinery failed', () => this.mux.close());
+    this.step('closing the session arena failed', () => sessionArena.close());
+    this.step('releasing the app arena failed', () => {
       if (ownsAppArena) releaseAppArena(appArena);
-      else if (faulted) appArena.recoverDead();
-    } catch (err) {
-      this.logger.warn({ err }, 'releasing the app arena failed');
-    }
+    });
     if (!faulted) {
       this.removeSharedObjects();
+      // Say goodbye and wait (bounded) for the peer's own end: destroying at once would make the peer's
+      // next write fail with EPIPE before it read our CLOSE, and it would take us for crashed.
       await new Promise<void>((resolve) => {
+        if (socket.destroyed) return resolve();
         const timer = setTimeout(resolve, 1000);
         timer.unref();
-        socket.end(() => {
+        socket.once('close', () => {
           clearTimeout(timer);
           resolve();
         });
+        this.step('ending the master socket failed', () => socket.end());
       });
     }
-    socket.destroy();
+    this.step('destroying the master socket failed', () => socket.destroy());
     this.move('closed');
     this.logger.info({ reason }, 'session closed');
-    this.emit('close', reason);
+    this.step('a close listener threw', () => this.emit('close', reason));
+  }
+
+  private step(what: string, action: () => void): void {
+    try {
+      action();
+    } catch (err) {
+      this.logger.warn({ err }, what);
+    }
   }
 
   private move(to: SessionState): boolean {

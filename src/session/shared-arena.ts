@@ -4,14 +4,16 @@
  * reference-counted and closed with their last session.
  */
 import { Arena } from '../arena/index.js';
+import type { Logger } from '../log.js';
 
 const open = new Map<string, { arena: Arena; users: number }>();
 
 /** Opens (or reuses) the app arena `name` for one more session of this process. */
-export function acquireAppArena(name: string): Arena {
+export function acquireAppArena(name: string, logger?: Logger): Arena {
   let entry = open.get(name);
   if (entry === undefined || entry.arena.closed) {
-    entry = { arena: Arena.open(name), users: 0 };
+    // Bounded page-lock waits: a stopped peer holding the lock costs EARENABUSY, not a frozen event loop.
+    entry = { arena: Arena.open(name, { lockTimeoutMs: 100, logger }), users: 0 };
     open.set(name, entry);
   }
   entry.users++;

@@ -104,6 +104,9 @@ describe('handshake', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(opened).toBe(0);
     expect(server.metrics.opened).toBe(0);
+    // The session's own objects are gone; the app arena stays for other sessions until the server closes.
+    expect((await shmObjectsOf(t.serverApp)).filter((n) => !n.startsWith('shmx.aa.'))).toEqual([]);
+    await server.close();
     expect(await shmObjectsOf(t.serverApp)).toEqual([]);
   });
 
