@@ -21,7 +21,9 @@ const server = await SessionServer.start({
 });
 server.on('session', (session) => {
   session.on('channel', (channel) => {
-    const mode = (channel.metadata as { mode: string }).mode;
+    const { mode, spin } = channel.metadata as { mode: string; spin?: boolean };
+    // Spinning is each side's own choice: the bench asks for it in the metadata of its spin channel.
+    if (spin === true) channel.setSpin(true);
     if (mode === 'count') {
       let count = 0;
       channel.on('message', (m: Message) => {

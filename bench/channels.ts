@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     }
 
     // spin mode: both sides poll the ring instead of parking
-    const spin = await s.openChannel({ metadata: { mode: 'echo' }, spin: true });
+    const spin = await s.openChannel({ metadata: { mode: 'echo', spin: true }, spin: true });
     const small = Buffer.alloc(64);
     const spinSummary = summarize(await timeRounds(quick ? 2000 : 20000, async () => void (await spin.request(small))));
     // ... and as plain messages: send, and send again from the 'message' handler (no promise per round trip)

@@ -13,15 +13,26 @@ import { Message, type Replier } from './message.js';
 import { PendingRequests } from './requests.js';
 import type { Transport, TransportKind } from './transport.js';
 
+/**
+ * How a channel ended: closed by this side (`local`), by the peer (`peer`; `peer-unread` when the peer never
+ * read its end: it abandoned the open), or with its session (`session`).
+ */
+export type CloseHow = 'local' | 'peer' | 'peer-unread' | 'session';
+
 /** What a channel needs from the multiplexer that owns it. */
 export interface ChannelLink {
   readonly host: ChannelHost;
-  /** A message was written: wake the peer if it sleeps. */
+  /** A message was written on a shared-memory channel: wake the peer if it sleeps. */
   afterWrite(channel: Channel): void;
   /** Someone started listening: deliver what is waiting. */
   consumerAppeared(channel: Channel): void;
-  /** The channel closed; tell the peer unless it told us. */
-  closed(channel: Channel, reason: CloseReason, tellPeer: boolean): void;
+  /** Spin mode of this side for this channel changed. */
+  setSpin(channel: Channel, on: boolean): void;
+  /**
+   * The channel closed (its transport is stopped): the link takes over the transport — discards what will not
+   * be read, tells the peer unless it told us, releases it. Never throws.
+   */
+  closed(channel: Channel, reason: CloseReason, how: CloseHow, transport: Transport): void;
 }
 
 /** Options of a request. */
@@ -59,6 +70,9 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   private readonly link: ChannelLink;
   private readonly io: Transport;
+  /** Shared-memory channels wake a sleeping peer after each write; the others wake it by themselves. */
+  private readonly wakesPeer: boolean;
+  private spinning = false;
   private readonly requests = new PendingRequests();
   private readonly inbox: Message[] = [];
   private readonly waiters: Array<(r: IteratorResult<Message>) => void> = [];
@@ -75,10 +89,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.id = id;
     this.io = transport;
     this.transport = transport.kind;
+    this.wakesPeer = transport.kind === 'shm';
     this.metadata = metadata;
     this.init = init;
     (this as EventEmitter).on('newListener', (event: string) => {
-      if (event === 'message') queueMicrotask(() => this.link.consumerAppeared(this));
+      if (event === 'message') queueMicrotask(() => this.consumerAppeared());
     });
   }
 
@@ -90,6 +105,24 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** Requests awaiting their reply. */
   get pendingRequests(): number {
     return this.requests.size;
+  }
+
+  /** True while this side polls the channel instead of parking (see {@link setSpin}). */
+  get spin(): boolean {
+    return this.spinning;
+  }
+
+  /**
+   * Spin mode (shm): while on, this side never parks — it polls on every event-loop turn, for the lowest
+   * latency at the cost of a busy core. A local choice: the peer decides for its own side (the opener with
+   * `openChannel({ spin: true })`, the accepter by calling this in its `'channel'` handler). Off again when
+   * the channel closes.
+   */
+  setSpin(on: boolean): void {
+    if (typeof on !== 'boolean') throw new TypeError('spin must be a boolean');
+    if (this.closeReason !== undefined || on === this.spinning) return;
+    this.spinning = on;
+    this.link.setSpin(this, on);
   }
 
   /**
@@ -123,6 +156,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       if (signal?.aborted) throw new AbortError('request aborted before it was sent');
       const id = this.requests.nextId();
       const reply = this.requests.add(id, timeout, signal, this.id);
+      if (this.requests.size === 1) this.io.resume(); // the reply must get through even with nobody listening
       try {
         if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
           this.enqueue(TAG_REQUEST, id, data).catch((err: Error) => this.requests.fail(id, err));
@@ -139,12 +173,12 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** Iterates over incoming messages until the channel closes. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Message> {
     this.iterators++;
-    this.link.consumerAppeared(this);
+    this.consumerAppeared();
     try {
       for (;;) {
         const next = this.inbox.shift();
         if (next !== undefined) {
-          if (this.inbox.length === ITERATOR_BUFFER - 1) this.link.consumerAppeared(this);
+          if (this.inbox.length === ITERATOR_BUFFER - 1) this.consumerAppeared();
           yield next;
           continue;
         }
@@ -158,19 +192,22 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     }
   }
 
-  /** Closes the channel (both ends). Idempotent; emits `'close'` exactly once. */
+  /**
+   * Closes the channel (both ends). Idempotent; emits `'close'` exactly once. Messages not yet delivered are
+   * dropped (blocks they carry are released). Safe inside a `'message'` handler: nothing more is delivered.
+   */
   close(): void {
-    this.finish('local-close', true);
+    this.finish('local-close', 'local');
   }
 
   /** @internal The session is closing: close without telling the peer (the session does). */
   closeFromSession(reason: CloseReason): void {
-    this.finish(reason, false);
+    this.finish(reason, 'session');
   }
 
-  /** @internal The peer closed its end. */
-  closeFromPeer(): void {
-    this.finish('peer-closed', false);
+  /** @internal The peer closed its end (`unread`: it never read it). */
+  closeFromPeer(unread = false): void {
+    this.finish('peer-closed', unread ? 'peer-unread' : 'peer');
   }
 
   // ---- used by the multiplexer ----
@@ -191,7 +228,16 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal Delivers up to `limit` messages; returns how many. */
   pump(limit: number): number {
     if (!this.wantsMessages) return 0;
-    return this.io.read(limit, this.deliverBound);
+    const n = this.io.read(limit, this.deliverBound);
+    if (this.wantsMessages) this.io.resume();
+    return n;
+  }
+
+  /** Someone takes messages now: have the transport report arrivals, and deliver what waits. */
+  private consumerAppeared(): void {
+    if (!this.wantsMessages) return;
+    this.io.resume();
+    this.link.consumerAppeared(this);
   }
 
   private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array): void =>
@@ -278,7 +324,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       return false;
     }
     host.countOut(body.byteLength + 8);
-    this.link.afterWrite(this);
+    if (this.wakesPeer) this.link.afterWrite(this);
     return true;
   }
 
@@ -359,18 +405,20 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.inbox.push(message);
   }
 
-  private finish(reason: CloseReason, tellPeer: boolean): void {
+  private finish(reason: CloseReason, how: CloseHow): void {
     if (this.closeReason !== undefined) return;
     this.closeReason = reason;
+    this.spinning = false;
+    // First: no more reads (even when we are inside a 'message' handler of a batch) and no more writes.
+    this.io.stop();
     this.requests.failAll(reason);
     const closed = new ShmxError('ECLOSED', `channel ${this.id} closed (${reason}) before the message was sent`);
     for (const o of this.outbox.splice(0)) o.done(closed);
     for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
     for (const m of this.inbox.splice(0)) m.release();
     try {
-      this.io.close();
+      this.link.closed(this, reason, how, this.io);
     } finally {
-      this.link.closed(this, reason, tellPeer);
       this.emit('close', reason);
     }
   }

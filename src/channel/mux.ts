@@ -7,9 +7,10 @@
 import type { Block, Handle } from '../arena/index.js';
 import { parseResourceName } from '../cleanup/names.js';
 import type { CloseReason } from '../close-reason.js';
-import { ShmxError } from '../errors.js';
-import { Channel, DELIVERY_BATCH, type ChannelLink } from './channel.js';
-import type { ChannelHost } from './host.js';
+import { ShmxError, TimeoutError } from '../errors.js';
+import { Channel, DELIVERY_BATCH, type ChannelLink, type CloseHow } from './channel.js';
+import { discardUnread } from './discard.js';
+import type { ChannelHost, SessionChild } from './host.js';
 import { MqTransport, queueNames, type MqChannelOptions } from './mq-transport.js';
 import { checkRingCapacity } from './ring.js';
 import { formatRingPair, ringPairBytes, ShmTransport } from './shm-transport.js';
@@ -17,10 +18,17 @@ import { SocketTransport } from './socket-transport.js';
 import type { Transport, TransportKind } from './transport.js';
 import { nowMicros, Wakeup } from './wakeup.js';
 
-const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6 } as const;
+const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6, Credit: 7, WantCredit: 8 } as const;
 const FRAME_HEAD = 8;
 /** Longest stretch of microtask-driven polling (spin mode) before the event loop gets a turn. */
 const SPIN_TURN_MS = 1;
+/**
+ * CLOSE body flag: the sender never read or wrote its end (it had abandoned the open when the late ACCEPT
+ * came), so the receiver is the last to see both directions and takes back what either carries.
+ */
+const CLOSE_UNREAD = 1;
+/** Close reasons after which the peer will never read again: what we sent and it did not read is ours to undo. */
+const PEER_GONE: ReadonlySet<CloseReason> = new Set<CloseReason>(['peer-crashed', 'keepalive-timeout', 'protocol-error']);
 
 /** Options of {@link ChannelMux.open} (and `session.openChannel`). */
 export interface OpenChannelOptions {
@@ -30,11 +38,17 @@ export interface OpenChannelOptions {
   transport?: TransportKind;
   /** shm: bytes per direction, a power of two (default 64 KiB). */
   ringCapacity?: number;
-  /** shm: never park while this channel is open — poll on every event-loop turn for lowest latency. */
+  /**
+   * This side never parks while this channel is open — it polls on every event-loop turn for lowest latency
+   * (see {@link Channel.setSpin}). Local only: the accepting side opts in with `channel.setSpin(true)`.
+   */
   spin?: boolean;
   /** mq: queue attributes. */
   mq?: MqChannelOptions;
-  /** Reject if the peer has not accepted in time. Default 5000 ms. */
+  /**
+   * Reject with TimeoutError if the peer has not accepted in time — counting from the call, including the
+   * wait for the peer's channel layer to be ready. Default 5000 ms.
+   */
   timeoutMs?: number;
 }
 
@@ -64,14 +78,28 @@ export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): 
 export interface MuxHost extends ChannelHost {
   /** A channel the peer opened: hand it to the app; false when nobody takes channels (the open is refused). */
   acceptChannel(channel: Channel): boolean;
+  /**
+   * Optional: true when someone takes channels the peer opens. When the host has it, the open is accepted
+   * (ACCEPT sent) before `acceptChannel` hands the channel to the app; without it, ACCEPT follows the hand-over
+   * and anything the app's handler does to the channel reaches the peer after the ACCEPT.
+   */
+  hasChannelListener?(): boolean;
 }
 
+/** An open under way: waiting for the peer's channel layer (id 0), then for its answer. */
 interface PendingOpen {
+  id: number;
+  kind: TransportKind;
+  capacity: number;
+  metadata: unknown;
+  init: boolean;
+  spin: boolean;
+  timeoutMs: number;
+  mq: MqChannelOptions;
   resolve: (c: Channel) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  transport: Transport;
-  options: OpenChannelOptions;
+  timer: NodeJS.Timeout | undefined;
+  transport?: Transport;
   lent?: Handle;
 }
 
@@ -81,11 +109,23 @@ export class ChannelMux implements ChannelLink {
   private readonly wakeup: Wakeup;
   private readonly channels = new Map<number, Channel>();
   private list: Channel[] = [];
+  /** Opens waiting for the peer's channel hello. */
+  private readonly awaitingHello = new Set<PendingOpen>();
+  /** Opens sent, waiting for ACCEPT or REJECT. */
   private readonly pending = new Map<number, PendingOpen>();
+  /** Opens that timed out before the peer answered: a late ACCEPT is answered with CLOSE. */
+  private readonly abandoned = new Map<number, PendingOpen>();
+  /**
+   * Channels this side closed, waiting for the peer's CLOSE (its own or its answer to ours): until then the
+   * peer may still write to us, and we keep the transport to take back what it sends.
+   */
+  private readonly lingering = new Map<number, Transport>();
+  private readonly lingerChild: SessionChild = { closeFromSession: (reason) => this.endLingering(PEER_GONE.has(reason)) };
+  private lingerAdopted = false;
   private readonly spinners = new Set<Channel>();
   private readonly socketTransports = new Map<number, SocketTransport>();
-  private peerReady: Promise<void>;
-  private markPeerReady!: () => void;
+  /** The peer opened a channel and the app's handler runs (hosts without hasChannelListener). */
+  private accepting: { id: number; closed?: Transport } | undefined;
   private nextId = 1;
   private draining = false;
   private scheduled = false;
@@ -100,9 +140,9 @@ export class ChannelMux implements ChannelLink {
   constructor(host: MuxHost, settings: ChannelSettings) {
     this.host = host;
     this.settings = settings;
-    this.wakeup = new Wakeup(host.sessionArenaForChannels, host.bellName, host.peerBellPrefix, () => this.onRing());
+    this.wakeup = new Wakeup(host.sessionArenaForChannels, host.bellName, host.peerBellPrefix, () => this.onRing(),
+      host.logger);
     this.gapEwma = settings.spinMicros / 2;
-    this.peerReady = new Promise((resolve) => (this.markPeerReady = resolve));
     this.sendOp(Op.Hello, 0, Buffer.from(JSON.stringify(this.wakeup.hello())));
   }
 
@@ -111,42 +151,84 @@ export class ChannelMux implements ChannelLink {
     return this.list;
   }
 
-  /** Opens a channel; resolves once the peer accepted it. */
-  async open(options: OpenChannelOptions = {}, init = false): Promise<Channel> {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const kind = options.transport ?? 'shm';
-    if (kind !== 'shm' && kind !== 'mq' && kind !== 'socket') throw new RangeError(`unknown transport '${kind}'`);
-    const capacity = checkRingCapacity(options.ringCapacity ?? 64 * 1024);
-    const timeoutMs = options.timeoutMs ?? 5000;
-    const metadata = JSON.stringify(options.metadata ?? null);
-    if (metadata.length > 16 * 1024) throw new RangeError('metadata must serialise to at most 16 KiB');
-    await this.peerReady;
-    this.assertOpen();
-    // Ids are odd on the client, even on the server: both sides open without coordination.
-    const id = this.nextId++ * 2 + (this.host.side === 'client' ? 1 : 0);
-    const open: Record<string, unknown> = { transport: kind, metadata: JSON.parse(metadata), init, spin: options.spin === true };
-    let transport: Transport;
-    let lent: Handle | undefined;
-    if (kind === 'shm') {
-      const arena = this.host.sessionArenaForChannels;
-      const block = arena.alloc(ringPairBytes(capacity), { align: 64 });
-      formatRingPair(block, capacity);
-      transport = new ShmTransport(block, true, () => this.wakeup.ringPeer());
-      lent = arena.lend(block);
-      open.ring = lent;
-    } else if (kind === 'mq') {
-      const names = queueNames(this.host.localScopePrefix, id);
-      transport = MqTransport.create(this.host.serverApp, names, options.mq ?? {}, this.host.objectMode, () => this.drainAll(),
-        () => this.drainAll());
-      open.queues = names;
-    } else {
-      transport = this.socketTransport(id);
+  /**
+   * Opens a channel; resolves once the peer accepted it. Rejects with TimeoutError when the peer did not
+   * accept within `timeoutMs` (its channel layer not ready counts), EREFUSED when it refused, ECLOSED when the
+   * session closed first.
+   */
+  open(options: OpenChannelOptions = {}, init = false): Promise<Channel> {
+    let p: Omit<PendingOpen, 'resolve' | 'reject' | 'timer'>;
+    try {
+      if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+      const kind = options.transport ?? 'shm';
+      if (kind !== 'shm' && kind !== 'mq' && kind !== 'socket') throw new RangeError(`unknown transport '${String(kind)}'`);
+      const capacity = checkRingCapacity(options.ringCapacity ?? 64 * 1024);
+      const timeoutMs = options.timeoutMs ?? 5000;
+      if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
+        throw new RangeError('timeoutMs must be a positive number of milliseconds');
+      }
+      const metadata = JSON.stringify(options.metadata ?? null);
+      if (metadata.length > 16 * 1024) throw new RangeError('metadata must serialise to at most 16 KiB');
+      this.assertOpen();
+      p = { id: 0, kind, capacity, metadata: JSON.parse(metadata), init, spin: options.spin === true, timeoutMs,
+        mq: options.mq ?? {} };
+    } catch (err) {
+      return Promise.reject(err);
     }
     return new Promise<Channel>((resolve, reject) => {
-      const timer = setTimeout(() => this.abandon(id, new ShmxError('ETIMEDOUT', `channel ${id}: not accepted in ${timeoutMs} ms`)), timeoutMs);
-      this.pending.set(id, { resolve, reject, timer, transport, options, lent });
-      this.sendOp(Op.Open, id, Buffer.from(JSON.stringify(open)));
+      const open: PendingOpen = { ...p, resolve, reject, timer: undefined };
+      open.timer = setTimeout(() => this.openTimedOut(open), p.timeoutMs);
+      if (this.wakeup.peerKnown) this.sendOpen(open);
+      else this.awaitingHello.add(open);
     });
+  }
+
+  /** Makes the transport and sends OPEN. */
+  private sendOpen(p: PendingOpen): void {
+    // Ids are odd on the client, even on the server: both sides open without coordination.
+    const id = this.nextId++ * 2 + (this.host.side === 'client' ? 1 : 0);
+    const open: Record<string, unknown> = { transport: p.kind, metadata: p.metadata, init: p.init };
+    try {
+      if (p.kind === 'shm') {
+        const arena = this.host.sessionArenaForChannels;
+        const block = arena.alloc(ringPairBytes(p.capacity), { align: 64 });
+        try {
+          formatRingPair(block, p.capacity);
+          p.transport = new ShmTransport(block, true, () => this.wakeup.ringPeer());
+          p.lent = arena.lend(block);
+        } catch (err) {
+          p.transport?.close();
+          if (block.held) block.release();
+          throw err;
+        }
+        open.ring = p.lent;
+      } else if (p.kind === 'mq') {
+        const names = queueNames(this.host.localScopePrefix, id);
+        p.transport = MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.drainAll(),
+          () => this.drainAll());
+        open.queues = names;
+      } else {
+        p.transport = this.socketTransport(id);
+      }
+    } catch (err) {
+      clearTimeout(p.timer);
+      p.reject(err as Error);
+      return;
+    }
+    p.id = id;
+    this.pending.set(id, p);
+    this.sendOp(Op.Open, id, Buffer.from(JSON.stringify(open)));
+  }
+
+  private openTimedOut(p: PendingOpen): void {
+    const err = new TimeoutError(`channel open: not accepted within ${p.timeoutMs} ms`);
+    if (this.awaitingHello.delete(p)) {
+      err.message = `channel open: the peer's channel layer was not ready within ${p.timeoutMs} ms`;
+      p.reject(err);
+      return;
+    }
+    err.message = `channel ${p.id}: not accepted within ${p.timeoutMs} ms`;
+    this.settle(p.id, err, true);
   }
 
   /** A channel frame from the peer. Throws EPROTO on anything malformed (the session then faults). */
@@ -159,9 +241,7 @@ export class ChannelMux implements ChannelLink {
     const body = frame.subarray(FRAME_HEAD);
     switch (op) {
       case Op.Hello:
-        if (this.wakeup.peerKnown) throw new ShmxError('EPROTO', 'second channel hello');
-        this.wakeup.meetPeer(json(body));
-        this.markPeerReady();
+        this.onHello(json(body));
         return;
       case Op.Open:
         this.onOpen(id, json(body));
@@ -169,32 +249,56 @@ export class ChannelMux implements ChannelLink {
       case Op.Accept:
         this.onAccept(id);
         return;
-      case Op.Reject: {
-        const r = json(body);
-        this.abandon(id, new ShmxError('EREFUSED', `channel ${id} refused by the peer: ${String(r.reason)}`));
+      case Op.Reject:
+        this.onReject(id, json(body));
         return;
-      }
       case Op.Close:
-        this.channels.get(id)?.closeFromPeer();
+        this.onClose(id, body.length > 0 && (body[0]! & CLOSE_UNREAD) !== 0);
         return;
       case Op.Data: {
+        if (body.length < 8) throw new ShmxError('EPROTO', `bad data frame for channel ${id}`);
+        const tag = body.readUInt32LE(0);
+        const requestId = body.readUInt32LE(4);
         const t = this.socketTransports.get(id);
-        if (t === undefined || body.length < 8) {
-          if (this.channels.has(id) || body.length < 8) throw new ShmxError('EPROTO', `bad data frame for channel ${id}`);
-          return; // data racing a close: drop
+        if (t !== undefined) {
+          t.push(tag, requestId, body.subarray(8));
+          this.schedule();
+          return;
         }
-        t.push(body.readUInt32LE(0), body.readUInt32LE(4), body.subarray(8));
-        this.schedule();
+        if (this.channels.has(id)) throw new ShmxError('EPROTO', `data frame for non-socket channel ${id}`);
+        // Data racing a close (or the peer's late start on an open we abandoned): nobody will read it.
+        discardUnread(this.host, `late data of channel ${id}`, (visit) => visit(tag, requestId, body.subarray(8)));
         return;
       }
+      case Op.Credit: {
+        if (body.length !== 4) throw new ShmxError('EPROTO', `bad credit frame for channel ${id}`);
+        const t = this.socketTransports.get(id);
+        if (t === undefined) return; // racing a close
+        t.onCredit(body.readUInt32LE(0));
+        this.channels.get(id)?.checkDrain();
+        return;
+      }
+      case Op.WantCredit:
+        this.socketTransports.get(id)?.onWantCredit();
+        return;
       default:
         throw new ShmxError('EPROTO', `unknown channel op ${op}`);
     }
   }
 
+  private onHello(hello: Record<string, unknown>): void {
+    if (this.wakeup.peerKnown) throw new ShmxError('EPROTO', 'second channel hello');
+    this.wakeup.meetPeer(hello);
+    const waiting = [...this.awaitingHello];
+    this.awaitingHello.clear();
+    for (const p of waiting) this.sendOpen(p);
+  }
+
   private onOpen(id: number, open: Record<string, unknown>): void {
     const expectedParity = this.host.side === 'client' ? 0 : 1;
-    if (id % 2 !== expectedParity || this.channels.has(id)) throw new ShmxError('EPROTO', `bad channel id ${id}`);
+    if (id % 2 !== expectedParity || this.channels.has(id) || this.lingering.has(id)) {
+      throw new ShmxError('EPROTO', `bad channel id ${id}`);
+    }
     const kind = open.transport;
     let transport: Transport;
     if (kind === 'shm') {
@@ -212,71 +316,187 @@ export class ChannelMux implements ChannelLink {
       if (!Array.isArray(names) || names.length !== 2 || !names.every((n) => this.isPeerQueue(n))) {
         throw new ShmxError('EPROTO', `channel ${id}: queue names outside this session`);
       }
-      transport = MqTransport.open(names as [string, string], () => this.drainAll(), () => this.drainAll());
+      try {
+        transport = MqTransport.open(names as [string, string], () => this.drainAll(), () => this.drainAll());
+      } catch (err) {
+        // Our resources (descriptors, permissions), not the peer's fault: refuse this channel only.
+        const e = err as Error & { code?: string };
+        this.host.logger.warn({ err, channel: id }, 'could not open the queues of a channel the peer opened');
+        this.reject(id, `${e.code ?? 'error'}: ${e.message}`, e.code);
+        return;
+      }
     } else if (kind === 'socket') {
       transport = this.socketTransport(id);
     } else {
       throw new ShmxError('EPROTO', `channel ${id}: unknown transport`);
     }
-    const channel = this.adoptChannel(id, transport, open.metadata, open.init === true, open.spin === true);
-    if (!this.host.acceptChannel(channel)) {
-      this.sendOp(Op.Reject, id, Buffer.from(JSON.stringify({ reason: 'no passive-open handler' })));
-      channel.closeFromSession('local-close');
-      return;
+    const channel = this.adoptChannel(id, transport, open.metadata, open.init === true);
+    const host = this.host;
+    if (host.hasChannelListener !== undefined) {
+      if (!host.hasChannelListener()) {
+        this.refuse(channel);
+        return;
+      }
+      // Accepted before the app sees it: whatever the app does with it reaches the peer after the ACCEPT.
+      this.sendOp(Op.Accept, id);
+      if (!this.handOver(channel)) channel.close();
+      if (this.isClosed) return;
+    } else {
+      // The host can only check and hand over at once: hold back a CLOSE from the app's handler until the
+      // ACCEPT is out.
+      const accepting: { id: number; closed?: Transport } = { id };
+      this.accepting = accepting;
+      let taken: boolean;
+      try {
+        taken = this.handOver(channel);
+      } finally {
+        this.accepting = undefined;
+      }
+      if (this.isClosed) {
+        // the handler closed the session: the channel went with it
+        if (accepting.closed !== undefined) this.release(id, accepting.closed);
+        return;
+      }
+      if (!taken) {
+        this.refuse(channel);
+        if (accepting.closed !== undefined) this.release(id, accepting.closed);
+        return;
+      }
+      this.sendOp(Op.Accept, id);
+      if (accepting.closed !== undefined) this.closeAndLinger(id, accepting.closed);
     }
-    this.sendOp(Op.Accept, id);
     this.schedule();
+  }
+
+  /** Hands a channel to the app; an exception from its handler is the app's, not the peer's. */
+  private handOver(channel: Channel): boolean {
+    try {
+      return this.host.acceptChannel(channel);
+    } catch (err) {
+      this.host.countError(err);
+      return true;
+    }
+  }
+
+  /** Nobody takes the channel: REJECT it and drop our end quietly. */
+  private refuse(channel: Channel): void {
+    this.reject(channel.id, 'no passive-open handler');
+    channel.closeFromSession('local-close');
+  }
+
+  private reject(id: number, reason: string, code?: string): void {
+    this.sendOp(Op.Reject, id, Buffer.from(JSON.stringify(code === undefined ? { reason } : { reason, code })));
   }
 
   private onAccept(id: number): void {
     const p = this.pending.get(id);
-    if (p === undefined) throw new ShmxError('EPROTO', `accept for unknown channel ${id}`);
+    if (p === undefined) {
+      const late = this.abandoned.get(id);
+      if (late === undefined) throw new ShmxError('EPROTO', `accept for unknown channel ${id}`);
+      // Accepted after we gave up: close it. We never touched our end, so the peer takes back both directions.
+      this.abandoned.delete(id);
+      this.sendOp(Op.Close, id, Uint8Array.of(CLOSE_UNREAD));
+      const t = late.transport!;
+      t.stop();
+      discardUnread(this.host, `channel ${id} (abandoned) inbound`, (visit) => t.discardInbound(visit));
+      this.release(id, t);
+      return;
+    }
     this.pending.delete(id);
     clearTimeout(p.timer);
-    const channel = this.adoptChannel(id, p.transport, p.options.metadata ?? null, false, p.options.spin === true);
+    const channel = this.adoptChannel(id, p.transport!, p.metadata, p.init);
+    if (p.spin) channel.setSpin(true);
     p.resolve(channel);
     this.schedule();
   }
 
-  /** An open that will not complete: undo it. */
-  private abandon(id: number, err: Error): void {
+  private onReject(id: number, r: Record<string, unknown>): void {
+    const late = this.abandoned.get(id);
+    if (late !== undefined) {
+      this.abandoned.delete(id);
+      this.undoOpen(late);
+      return;
+    }
+    const code = typeof r.code === 'string' ? r.code : undefined;
+    const reason = String(r.reason);
+    this.settle(id, new ShmxError('EREFUSED', `channel ${id} refused by the peer: ${reason}`,
+      { cause: code === undefined ? undefined : new ShmxError(code, reason) }), false);
+  }
+
+  private onClose(id: number, unread: boolean): void {
+    const channel = this.channels.get(id);
+    if (channel !== undefined) {
+      channel.closeFromPeer(unread);
+      return;
+    }
+    const t = this.lingering.get(id);
+    if (t !== undefined) {
+      // The peer has stopped too: whatever it wrote before that is here now, and nobody will read it.
+      this.lingering.delete(id);
+      discardUnread(this.host, `channel ${id} inbound`, (visit) => t.discardInbound(visit));
+      this.release(id, t);
+      if (this.lingering.size === 0 && this.lingerAdopted) {
+        this.lingerAdopted = false;
+        this.host.disown(this.lingerChild);
+      }
+    }
+    // Otherwise: a close racing ours, or answering a CLOSE for an open we abandoned.
+  }
+
+  /**
+   * An open that will not complete: undo it. `remember`: it timed out — the peer may still answer, so keep
+   * what it may be using (the ring it may have borrowed, the queues it may have opened) until it does.
+   */
+  private settle(id: number, err: Error, remember: boolean): void {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
     clearTimeout(p.timer);
+    if (remember && !this.isClosed) {
+      p.transport!.stop();
+      this.abandoned.set(id, p);
+    } else {
+      this.undoOpen(p);
+    }
+    p.reject(err);
+  }
+
+  /** Takes back the ring lend the peer never borrowed (if it did, its release frees the block) and releases. */
+  private undoOpen(p: PendingOpen): void {
     if (p.lent !== undefined) {
-      // Take back the lend the peer never borrowed, or the ring would outlive the channel.
       try {
         this.host.sessionArenaForChannels.borrow(p.lent).release();
       } catch {
         // the peer did borrow it; its release frees the block
       }
     }
-    p.transport.close();
-    this.socketTransports.delete(id);
-    p.reject(err);
+    this.release(p.id, p.transport!);
   }
 
-  private adoptChannel(id: number, transport: Transport, metadata: unknown, init: boolean, spin: boolean): Channel {
+  private adoptChannel(id: number, transport: Transport, metadata: unknown, init: boolean): Channel {
     const channel = new Channel(this, id, transport, metadata, init);
     this.channels.set(id, channel);
     this.list = [...this.channels.values()];
-    if (spin) this.spinners.add(channel);
     this.host.adopt(channel);
     return channel;
   }
 
   private socketTransport(id: number): SocketTransport {
-    const t = new SocketTransport(
-      this.settings.maxSocketMessage,
-      (tag, requestId, body) => {
+    const t = new SocketTransport(this.settings.maxSocketMessage, {
+      send: (tag, requestId, body) => {
         const head = Buffer.allocUnsafe(8);
         head.writeUInt32LE(tag, 0);
         head.writeUInt32LE(requestId, 4);
         this.sendBulk(Op.Data, id, head, body);
       },
-      () => this.host.masterWritable,
-    );
+      socketWritable: () => this.host.masterWritable,
+      sendCredit: (bytes) => {
+        const b = Buffer.allocUnsafe(4);
+        b.writeUInt32LE(bytes, 0);
+        this.sendOp(Op.Credit, id, b);
+      },
+      sendWantCredit: () => this.sendOp(Op.WantCredit, id),
+    });
     this.socketTransports.set(id, t);
     return t;
   }
@@ -297,13 +517,74 @@ export class ChannelMux implements ChannelLink {
     this.schedule();
   }
 
-  closed(channel: Channel, _reason: CloseReason, tellPeer: boolean): void {
-    this.channels.delete(channel.id);
-    this.list = [...this.channels.values()];
-    this.spinners.delete(channel);
-    this.socketTransports.delete(channel.id);
-    this.host.disown(channel);
-    if (tellPeer && !this.isClosed) this.sendOp(Op.Close, channel.id);
+  setSpin(channel: Channel, on: boolean): void {
+    if (!on) {
+      this.spinners.delete(channel);
+      return;
+    }
+    if (!this.channels.has(channel.id)) return;
+    this.spinners.add(channel);
+    this.schedule();
+  }
+
+  closed(channel: Channel, reason: CloseReason, how: CloseHow, transport: Transport): void {
+    const id = channel.id;
+    try {
+      this.channels.delete(id);
+      this.list = [...this.channels.values()];
+      this.spinners.delete(channel);
+      this.host.disown(channel);
+      // Nothing more will be delivered: take back what the unread messages carry.
+      discardUnread(this.host, `channel ${id} inbound`, (visit) => transport.discardInbound(visit));
+      if (how === 'local') {
+        if (this.accepting?.id === id) this.accepting.closed = transport; // CLOSE after ACCEPT (onOpen)
+        else if (this.isClosed) this.release(id, transport);
+        else this.closeAndLinger(id, transport);
+        return;
+      }
+      // The peer will never read again when it closed first (it stopped before its CLOSE... and it drained
+      // what it had when it abandoned the open), or when it is gone: what we wrote and it did not read is ours.
+      if (how === 'peer-unread' || (how === 'session' && PEER_GONE.has(reason))) {
+        discardUnread(this.host, `channel ${id} outbound`, (visit) => transport.discardOutbound(visit));
+      }
+      this.release(id, transport);
+      // Answer the peer's CLOSE: we have stopped reading and writing; it takes back what we left in its way.
+      if ((how === 'peer' || how === 'peer-unread') && !this.isClosed) this.sendOp(Op.Close, id);
+    } catch (err) {
+      this.host.logger.warn({ err, channel: id }, 'channel close failed');
+    }
+  }
+
+  /** We closed first: tell the peer, and keep the transport until it answers (see {@link lingering}). */
+  private closeAndLinger(id: number, transport: Transport): void {
+    this.sendOp(Op.Close, id);
+    if (!this.lingerAdopted) {
+      try {
+        this.host.adopt(this.lingerChild);
+        this.lingerAdopted = true;
+      } catch {
+        // the session is going: nothing will arrive
+        this.release(id, transport);
+        return;
+      }
+    }
+    this.lingering.set(id, transport);
+  }
+
+  /** The session ends: nothing more will come from the peer. */
+  private endLingering(peerGone: boolean): void {
+    this.lingerAdopted = false;
+    for (const [id, t] of this.lingering) {
+      discardUnread(this.host, `channel ${id} inbound`, (visit) => t.discardInbound(visit));
+      if (peerGone) discardUnread(this.host, `channel ${id} outbound`, (visit) => t.discardOutbound(visit));
+      this.release(id, t);
+    }
+    this.lingering.clear();
+  }
+
+  private release(id: number, transport: Transport): void {
+    if (this.socketTransports.get(id) === transport) this.socketTransports.delete(id);
+    transport.close();
   }
 
   /** The master socket drained: socket channels may send again. */
@@ -311,12 +592,28 @@ export class ChannelMux implements ChannelLink {
     for (const c of this.list) c.checkDrain();
   }
 
-  /** Session teardown: channels are closed by the session (children first); here the wake-up goes. */
+  /**
+   * Session teardown: channels are closed by the session (children first); here pending opens fail, and the
+   * wake-up goes.
+   */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    for (const id of [...this.pending.keys()]) this.abandon(id, new ShmxError('ECLOSED', 'session closed'));
-    this.wakeup.close();
+    const closed = () => new ShmxError('ECLOSED', 'session closed');
+    for (const p of this.awaitingHello) {
+      clearTimeout(p.timer);
+      p.reject(closed());
+    }
+    this.awaitingHello.clear();
+    for (const id of [...this.pending.keys()]) this.settle(id, closed(), false);
+    for (const p of this.abandoned.values()) this.undoOpen(p);
+    this.abandoned.clear();
+    this.endLingering(false);
+    try {
+      this.wakeup.close();
+    } catch (err) {
+      this.host.logger.warn({ err }, 'closing the channel wake-up failed');
+    }
   }
 
   // ---- delivery ----

@@ -51,6 +51,14 @@ export class Ring {
   private readonly mask: number;
   /** Bytes the last refused write needed (producer side). */
   private wanted = 0;
+  /**
+   * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here and
+   * publish it after each record: a record is consumed (locally) before its visit runs, so a visit that ends
+   * the channel and drains the rest (see {@link drain}) starts after it.
+   */
+  private rd: number;
+  /** Set by {@link detach}: the memory is no longer ours; nothing is written to it any more. */
+  private detached = false;
 
   /** Formats a zeroed region as an empty ring. */
   static format(buffer: SharedArrayBuffer, byteOffset: number, capacity: number): void {
@@ -72,6 +80,7 @@ export class Ring {
     }
     this.capacity = capacity;
     this.mask = capacity - 1;
+    this.rd = Atomics.load(this.words, W_READ);
     this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
     this.view = new DataView(buffer, byteOffset + RING_HEADER_BYTES, capacity);
   }
@@ -96,6 +105,7 @@ export class Ring {
    * made room.
    */
   write(tag: number, prefix: number, body: Uint8Array): boolean {
+    if (this.detached) throw new ShmxError('ECLOSED', 'write to a released channel ring');
     const length = 4 + body.byteLength;
     if (length > this.maxPayload) throw new RangeError(`record of ${length} bytes exceeds ${this.maxPayload}`);
     const write = Atomics.load(this.words, W_WRITE) >>> 0;
@@ -136,18 +146,21 @@ export class Ring {
 
   /** True when a record is waiting. */
   get readable(): boolean {
-    return Atomics.load(this.words, W_WRITE) !== Atomics.load(this.words, W_READ);
+    return !this.detached && Atomics.load(this.words, W_WRITE) !== this.rd;
   }
 
   /**
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
    * rest (valid only during the call: the space is reused once we return). Returns false when the ring is
-   * empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0).
+   * empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0). After a
+   * {@link detach} (even one made by `visit` itself) nothing is written to the ring.
    */
   read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
-    const used = this.used();
+    if (this.detached) return false;
+    const read = this.rd >>> 0;
+    const used = (Atomics.load(this.words, W_WRITE) - read) >>> 0;
     if (used === 0) return false;
-    const read = Atomics.load(this.words, W_READ) >>> 0;
+    if (used > this.capacity) throw corrupt(`write count is ${used} bytes ahead of read count`);
     let pos = read & this.mask;
     let consumed = 0;
     if (used < RECORD_HEAD) throw corrupt(`only ${used} bytes published`);
@@ -164,14 +177,40 @@ export class Ring {
       throw corrupt(`record of ${length} bytes runs past the published data`);
     }
     const start = pos + RECORD_HEAD;
+    this.rd = (read + consumed + record) | 0;
     if (length < 4) visit(0, 0, this.data.subarray(start, start + length));
     else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(start, true), this.data.subarray(start + 4, start + length));
-    Atomics.store(this.words, W_READ, (read + consumed + record) | 0);
+    // Publishing the read count gives the space back. `rd` may have moved on (a drain inside the visit).
+    if (!this.detached) Atomics.store(this.words, W_READ, this.rd);
     return true;
+  }
+
+  /**
+   * Consumer: reads every record still waiting and hands each to `visit` (to take back what it carries), so
+   * that nothing published is left unaccounted for. Safe inside a {@link read}'s visit: it continues after
+   * the record being visited. Throws ECHANNELCORRUPT like `read`.
+   */
+  drain(visit: (tag: number, prefix: number, body: Uint8Array) => void): number {
+    let n = 0;
+    while (this.read(visit)) n++;
+    return n;
+  }
+
+  /**
+   * Takes over the consumer's role of a ring whose reader is gone for good (the peer died): continues from the
+   * read count it published last. Never while the peer may still read.
+   */
+  takeOverReading(): void {
+    if (!this.detached) this.rd = Atomics.load(this.words, W_READ);
+  }
+
+  /** The memory is about to be released: from now on this end neither reads nor writes it. Idempotent. */
+  detach(): void {
+    this.detached = true;
   }
 
   /** Consumer: true (once) when the producer is waiting for room. */
   takeDrainRequest(): boolean {
-    return Atomics.load(this.words, W_WANT_DRAIN) === 1 && Atomics.compareExchange(this.words, W_WANT_DRAIN, 1, 0) === 1;
+    return !this.detached && Atomics.load(this.words, W_WANT_DRAIN) === 1 && Atomics.compareExchange(this.words, W_WANT_DRAIN, 1, 0) === 1;
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { Block } from '../arena/index.js';
 import { Ring, ringBytes } from './ring.js';
-import type { Transport } from './transport.js';
+import type { RecordVisitor, Transport } from './transport.js';
 
 /** Bytes of the block holding both rings of a channel. */
 export function ringPairBytes(capacity: number): number {
@@ -22,6 +22,7 @@ export class ShmTransport implements Transport {
   readonly maxInline: number;
   private readonly out: Ring;
   private readonly in: Ring;
+  private stopped = false;
   private released = false;
 
   /**
@@ -42,10 +43,10 @@ export class ShmTransport implements Transport {
     return this.out.write(tag, requestId, body);
   }
 
-  read(limit: number, deliver: (tag: number, requestId: number, body: Uint8Array) => void): number {
+  read(limit: number, deliver: RecordVisitor): number {
     let n = 0;
-    while (n < limit && this.in.read(deliver)) n++;
-    if (this.in.takeDrainRequest()) this.onDrainRequest();
+    while (n < limit && !this.stopped && this.in.read(deliver)) n++;
+    if (!this.stopped && this.in.takeDrainRequest()) this.onDrainRequest();
     return n;
   }
 
@@ -57,9 +58,35 @@ export class ShmTransport implements Transport {
     return this.out.writable;
   }
 
+  resume(): void {
+    // rings need no arming: the wake-up covers every channel
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  discardInbound(visit: RecordVisitor): void {
+    if (!this.released) this.in.drain(visit);
+  }
+
+  discardOutbound(visit: RecordVisitor): void {
+    if (this.released) return;
+    this.out.takeOverReading();
+    this.out.drain(visit);
+  }
+
   close(): void {
     if (this.released) return;
     this.released = true;
-    if (this.block.held) this.block.release();
+    this.stopped = true;
+    // A read in progress (close from inside a 'message' handler) must not publish into released memory.
+    this.in.detach();
+    this.out.detach();
+    try {
+      if (this.block.held) this.block.release();
+    } catch {
+      // the arena closed first: its close released every hold
+    }
   }
 }

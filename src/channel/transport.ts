@@ -1,8 +1,15 @@
 /**
  * One direction pair of a channel: how messages physically move. The Channel above it is the same for all.
+ *
+ * Life of a transport: open → `stop()` (the channel closed: no more reads or writes for the app) → discards
+ * (records nobody will read are handed over so that the handles they carry are taken back) → `close()`
+ * (resources released; the shared memory is never touched again).
  */
 
 export type TransportKind = 'shm' | 'mq' | 'socket';
+
+/** Sees one record: its tag, request id and body (valid only during the call). */
+export type RecordVisitor = (tag: number, requestId: number, body: Uint8Array) => void;
 
 export interface Transport {
   readonly kind: TransportKind;
@@ -10,12 +17,26 @@ export interface Transport {
   readonly maxInline: number;
   /** Sends one message; false when the transport is full (nothing was sent). */
   write(tag: number, requestId: number, body: Uint8Array): boolean;
-  /** Delivers up to `limit` waiting messages; `body` is valid only during the call. Returns how many. */
-  read(limit: number, deliver: (tag: number, requestId: number, body: Uint8Array) => void): number;
+  /**
+   * Delivers up to `limit` waiting messages; `body` is valid only during the call. Returns how many. Stops
+   * after the current message once `stop()` was called, even from inside `deliver`.
+   */
+  read(limit: number, deliver: RecordVisitor): number;
   /** True when a message is waiting. */
   readonly readable: boolean;
   /** After a write returned false: true once there may be room again. */
   readonly writable: boolean;
-  /** Releases this side's resources (the opener also removes kernel objects). Idempotent. */
+  /** The channel wants messages (again): make sure the next arrival is noticed. Cheap when nothing to do. */
+  resume(): void;
+  /** The channel closed: no more reads or writes. Idempotent; never throws. */
+  stop(): void;
+  /**
+   * Hands every record still waiting for us to `visit`, and any that arrive later (until `close`). May throw
+   * ECHANNELCORRUPT (the caller logs it: a close never fails).
+   */
+  discardInbound(visit: RecordVisitor): void;
+  /** Hands over the records we sent that the peer did not read and never will (it is gone). May throw. */
+  discardOutbound(visit: RecordVisitor): void;
+  /** Releases this side's resources (the opener also removes kernel objects). Idempotent; never throws. */
   close(): void;
 }

@@ -6,6 +6,7 @@
  */
 import type { Arena, Block, Handle } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { native, type NativeDoorbell } from '../native.js';
 
 /** What one side tells the other at session start. */
@@ -34,7 +35,7 @@ export class Wakeup {
   private peerBell: string | undefined;
 
   constructor(private readonly arena: Arena, bellName: string, private readonly peerBellPrefix: string,
-    onRing: () => void) {
+    onRing: () => void, private readonly logger?: Logger) {
     this.control = arena.alloc(64, { align: 64 });
     this.parked = this.control.int32();
     this.rangAt = this.control.float64();
@@ -81,12 +82,26 @@ export class Wakeup {
     Atomics.store(this.parked, PARKED, 0);
   }
 
-  /** After writing: ring the peer if (and only if) it sleeps. */
+  /**
+   * After writing: ring the peer if (and only if) it sleeps. Never throws: the message is already committed,
+   * and a caller that saw an error would send it again.
+   */
   wakePeer(): void {
     const w = this.peerParked;
     if (w !== undefined && Atomics.load(w, PARKED) === 1 && Atomics.compareExchange(w, PARKED, 1, 0) === 1) {
       this.peerRangAt![RANG_AT] = nowMicros();
+      this.ring(w);
+    }
+  }
+
+  private ring(peerParked: Int32Array | undefined): void {
+    try {
       native.ringDoorbell(this.peerBell!);
+    } catch (err) {
+      // We cleared its parked flag: set it again, so that the next write rings again instead of assuming the
+      // peer awake. (If the peer is gone, the session learns it from the master socket.)
+      if (peerParked !== undefined) Atomics.store(peerParked, PARKED, 1);
+      this.logger?.warn({ err, bell: this.peerBell }, 'could not ring the peer\'s doorbell');
     }
   }
 
@@ -97,7 +112,7 @@ export class Wakeup {
 
   /** Rings the peer regardless (it waits for room in a ring we read). */
   ringPeer(): void {
-    if (this.peerBell !== undefined) native.ringDoorbell(this.peerBell);
+    if (this.peerBell !== undefined) this.ring(undefined);
   }
 
   close(): void {

@@ -248,6 +248,7 @@ export class Session extends EventEmitter<SessionEvents> {
       },
       countError: (err) => this.countError(err),
       countSuccess: () => this.countSuccess(),
+      hasChannelListener: () => this.listenerCount('channel') > 0,
       acceptChannel: (channel) => {
         if (this.listenerCount('channel') === 0) return false;
         this.emit('channel', channel);

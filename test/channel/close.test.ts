@@ -1,0 +1,141 @@
+/**
+ * How channels end, between real processes: a close inside a handler, a close by the accepting app at once,
+ * and what happens to messages sent by handle that nobody read.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ClientSession, SessionServer, Universe, type Session } from '../../src/index.js';
+import type { TransportKind } from '../../src/channel/index.js';
+import { Child } from '../helpers/child.js';
+import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+
+const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const children: Child[] = [];
+const servers: SessionServer[] = [];
+const sessions: Session[] = [];
+afterEach(async () => {
+  await Promise.all(sessions.splice(0).map((s) => s.close()));
+  await Promise.all(children.splice(0).map((c) => c.stop()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** A channel-peer process (the server) and a session to it from this process (the client). */
+async function withPeer(extra: Record<string, unknown> = {}): Promise<{ peer: Child; session: Session; serverApp: string }> {
+  const t = testUniverse();
+  const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
+  children.push(peer);
+  await peer.waitFor('listening');
+  const session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+  sessions.push(session);
+  return { peer, session, serverApp: t.serverApp };
+}
+
+/** Ends the peer gracefully and checks that nothing of its app is left. */
+async function finish(peer: Child, session: Session, serverApp: string): Promise<void> {
+  await session.close();
+  await peer.kill('SIGTERM');
+  expect(await shmObjectsOf(serverApp)).toEqual([]);
+}
+
+describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
+  it('close() inside a message handler: nothing more is delivered, the session carries on', async () => {
+    const { peer, session, serverApp } = await withPeer();
+    let hosed: unknown;
+    session.on('hosed', (err) => (hosed = err));
+    const channel = await session.openChannel({ transport, metadata: { mode: 'burst', count: 50 } });
+    let delivered = 0;
+    const closed = new Promise<string>((resolve) => channel.once('close', resolve));
+    channel.on('message', (m) => {
+      delivered++;
+      m.release();
+      channel.close();
+    });
+    channel.send(Buffer.from('go')); // the peer answers with 50 messages in one go
+    expect(await closed).toBe('local-close');
+    await peer.waitFor('channel-close', (e) => e.mode === 'burst');
+    await sleep(100);
+    expect(delivered).toBe(1);
+    expect(hosed).toBeUndefined();
+    expect(session.state).toBe('open');
+    const echo = await session.openChannel({ transport, metadata: { mode: 'echo' } });
+    const reply = await echo.request(Buffer.from('still fine'), { timeout: 5000 });
+    expect(Buffer.from(reply.bytes).toString()).toBe('still fine');
+    await finish(peer, session, serverApp);
+  });
+
+  it.each([
+    ['', {}],
+    [' (host with hasChannelListener)', { listenerCheck: true }],
+  ])('an accepting app that closes the channel in its handler closes it for the opener too%s', async (_, extra) => {
+    const { peer, session, serverApp } = await withPeer(extra);
+    const channel = await session.openChannel({ transport, metadata: { mode: 'close-at-once' } });
+    let reason: string | undefined;
+    if (channel.state === 'open') channel.once('close', (r) => (reason = r));
+    else reason = 'peer-closed';
+    await vi.waitFor(() => expect(channel.state).toBe('closed'), { timeout: 3000, interval: 10 });
+    expect(reason).toBe('peer-closed');
+    expect(session.channels).not.toContain(channel);
+    expect(() => channel.send(Buffer.from('x'))).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
+    expect(session.state).toBe('open');
+    await finish(peer, session, serverApp);
+  });
+});
+
+describe.each(TRANSPORTS)('blocks sent by handle and never read, over %s', (transport) => {
+  /**
+   * The server (this process) opens a channel to a client process that takes it and never reads it, and sends
+   * app-arena blocks by handle. The app arena outlives the session: a lend nobody takes back is a leak for
+   * the server's whole life.
+   */
+  it.each(['the sender closes the channel', 'the receiver closes the channel', 'the receiver is SIGKILLed'])(
+    'their lends are taken back when %s', async (how) => {
+      const t = testUniverse();
+      const server = await SessionServer.start({ universe: new Universe(t.definition), serverApp: t.serverApp });
+      servers.push(server);
+      const accepted: Session[] = [];
+      server.on('session', (s) => accepted.push(s));
+      const client = new Child('session-client.ts', [
+        JSON.stringify({ definition: t.definition, clientApp: t.clientApp, serverApp: t.serverApp }),
+      ]);
+      children.push(client);
+      client.send({ cmd: 'connect' });
+      await client.waitFor('open');
+      client.send({ cmd: 'accept-sink' });
+      await client.waitFor('sinking');
+      await vi.waitFor(() => expect(accepted.length).toBe(1));
+      const session = accepted[0]!;
+      const appArena = session.appArena; // the server's: it stays usable after the session ends
+      const before = appArena.stats();
+
+      const channel = await session.openChannel({ transport });
+      await client.waitFor('sink-channel');
+      const count = 8; // fits an mq channel's 10-message queue
+      for (let i = 0; i < count; i++) {
+        const block = appArena.alloc(1000 + i);
+        block.bytes.fill(i);
+        expect(channel.send(block)).toBe(true);
+        block.release(); // the lend keeps it alive for the receiver
+      }
+      expect(appArena.stats().liveBlocks).toBe(before.liveBlocks + count);
+
+      if (how.startsWith('the sender')) {
+        channel.close();
+      } else if (how.endsWith('closes the channel')) {
+        client.send({ cmd: 'close-sinks' });
+        await client.waitFor('sinks-closed');
+      } else {
+        client.process.kill('SIGKILL');
+        await vi.waitFor(() => expect(channel.state).toBe('closed'), { timeout: 3000, interval: 10 });
+      }
+      await vi.waitFor(() => {
+        const now = appArena.stats();
+        expect(now.liveBlocks).toBe(before.liveBlocks);
+        expect(now.inflightLends).toBe(before.inflightLends);
+      }, { timeout: 3000, interval: 20 });
+      if (!how.endsWith('SIGKILLed')) {
+        await vi.waitFor(() => expect(channel.state).toBe('closed'), { timeout: 3000, interval: 10 });
+        expect(session.state).toBe('open');
+      }
+    });
+});

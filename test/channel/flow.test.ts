@@ -1,0 +1,105 @@
+/**
+ * Flow control and wake-ups between real processes: a receiver that does not consume holds its sender back
+ * on every transport; a sender never rings for transports that wake the peer by themselves; a failing
+ * doorbell never fails a send that already went out.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ClientSession, Universe, type Session } from '../../src/index.js';
+import type { TransportKind } from '../../src/channel/index.js';
+import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-transport.js';
+import { native } from '../../src/native.js';
+import { Child } from '../helpers/child.js';
+import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let peer: Child;
+let session: Session;
+let serverApp: string;
+
+beforeAll(async () => {
+  const t = testUniverse();
+  serverApp = t.serverApp;
+  peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
+  await peer.waitFor('listening');
+  session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+});
+
+afterAll(async () => {
+  await session?.close();
+  await peer?.kill('SIGTERM');
+  expect(await shmObjectsOf(serverApp)).toEqual([]);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const SIZE = 4096;
+/** Most messages of SIZE bytes each transport may have in flight to a receiver that takes none. */
+const BOUND: Record<TransportKind, number> = {
+  shm: Math.floor(64 * 1024 / SIZE), // the ring
+  mq: 10, // the kernel queue (mq_maxmsg)
+  socket: Math.floor(SOCKET_WINDOW / (SIZE + SOCKET_MESSAGE_COST)) + 1, // the credit window
+};
+
+describe.each<TransportKind>(['shm', 'mq', 'socket'])('flow control over %s', (transport) => {
+  it('a receiver that does not consume holds the sender back; all flows once it does', async () => {
+    // The peer takes no message for 1.5 s, then echoes everything.
+    const channel = await session.openChannel({ transport, metadata: { mode: 'lazy', startAfterMs: 1500 } });
+    const n = 1000;
+    let sent = 0;
+    const sends: Array<Promise<void>> = [];
+    for (let i = 0; i < n; i++) sends.push(channel.sendAsync(Buffer.alloc(SIZE, i & 0xff)).then(() => void sent++));
+    await sleep(700);
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThanOrEqual(BOUND[transport]);
+    if (transport === 'mq') {
+      // Waiting for room costs nothing and keeps nothing alive: a slow, unref'd poll.
+      const timer = (channel as unknown as { io: { fullTimer?: NodeJS.Timeout } }).io.fullTimer;
+      expect(timer).toBeDefined();
+      expect(timer!.hasRef()).toBe(false);
+    }
+    let echoed = 0;
+    const back = new Promise<void>((resolve) => channel.on('message', (m) => {
+      expect(m.bytes[0]).toBe(echoed & 0xff);
+      if (++echoed === n) resolve();
+    }));
+    await Promise.all(sends);
+    await back;
+    channel.close();
+  }, 20_000);
+});
+
+describe('wake-ups', () => {
+  it.each<TransportKind>(['mq', 'socket'])('a send over %s never rings the peer\'s doorbell', async (transport) => {
+    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' } });
+    await channel.request(Buffer.from('warm up'), { timeout: 5000 });
+    await sleep(100); // both sides idle: parked
+    const ring = vi.spyOn(native, 'ringDoorbell');
+    for (let i = 0; i < 3; i++) {
+      await channel.request(Buffer.from([i]), { timeout: 5000 });
+      await sleep(20);
+    }
+    expect(ring).not.toHaveBeenCalled();
+    channel.close();
+  });
+
+  it('a doorbell that fails after the message went out does not fail the send, and the next one rings', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    await channel.request(Buffer.from('warm up'), { timeout: 5000 });
+    const got: string[] = [];
+    channel.on('message', (m) => got.push(Buffer.from(m.bytes).toString()));
+    await sleep(100); // the peer parks
+    const ring = vi.spyOn(native, 'ringDoorbell').mockImplementation(() => {
+      throw Object.assign(new Error('doorbell broke'), { code: 'EIO' });
+    });
+    expect(channel.send(Buffer.from('first'))).toBe(true);
+    expect(ring).toHaveBeenCalledTimes(1);
+    ring.mockRestore();
+    await sleep(100);
+    expect(channel.send(Buffer.from('second'))).toBe(true); // rings: the peer was asleep all along
+    await vi.waitFor(() => expect(got).toEqual(['first', 'second']), { timeout: 3000, interval: 10 });
+    channel.close();
+  });
+});

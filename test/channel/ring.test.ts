@@ -1,0 +1,87 @@
+/**
+ * The shm transport's ends over one ring pair, in plain SharedArrayBuffer memory (no kernel objects): what a
+ * reader does when the channel ends in the middle of a batch.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Block } from '../../src/arena/index.js';
+import { formatRingPair, ringPairBytes, ShmTransport } from '../../src/channel/shm-transport.js';
+
+const CAPACITY = 4096;
+const W_WRITE = 2;
+const W_READ = 3;
+
+/** Stand-in for an arena block over `buffer`: each end holds its own. */
+function block(buffer: SharedArrayBuffer): Block & { releases: number } {
+  let held = true;
+  const b = {
+    buffer, offset: 0, length: buffer.byteLength, releases: 0,
+    get held() {
+      return held;
+    },
+    release() {
+      if (!held) throw new Error('released twice');
+      held = false;
+      b.releases++;
+    },
+  };
+  return b as unknown as Block & { releases: number };
+}
+
+function pair() {
+  const buffer = new SharedArrayBuffer(ringPairBytes(CAPACITY));
+  const opener = block(buffer);
+  formatRingPair(opener, CAPACITY);
+  const accepterBlock = block(buffer);
+  return {
+    // the opener writes the first ring, whose header is at offset 0
+    words: new Int32Array(buffer, 0, 16),
+    writer: new ShmTransport(opener, true, () => {}),
+    reader: new ShmTransport(accepterBlock, false, () => {}),
+    accepterBlock,
+  };
+}
+
+describe('shm transport ends', () => {
+  it('a close inside the delivery callback stops the batch and never writes to the released ring', () => {
+    const { words, writer, reader, accepterBlock } = pair();
+    for (let i = 1; i <= 5; i++) expect(writer.write(i, 0, Buffer.from([i]))).toBe(true);
+    const seen: number[] = [];
+    const n = reader.read(100, (tag) => {
+      seen.push(tag);
+      reader.close(); // what Channel.close() inside a 'message' handler ends in
+    });
+    expect(seen).toEqual([1]);
+    expect(n).toBe(1);
+    expect(accepterBlock.releases).toBe(1);
+    // The read count was not published into memory this end no longer holds.
+    expect(Atomics.load(words, W_READ)).toBe(0);
+    expect(reader.readable).toBe(false);
+  });
+
+  it('a drain inside the delivery callback continues after the record being delivered', () => {
+    const { words, writer, reader } = pair();
+    for (let i = 1; i <= 5; i++) writer.write(i, 0, Buffer.from([i]));
+    const delivered: number[] = [];
+    const drained: number[] = [];
+    reader.read(100, (tag) => {
+      delivered.push(tag);
+      reader.stop();
+      reader.discardInbound((t) => drained.push(t));
+    });
+    expect(delivered).toEqual([1]);
+    expect(drained).toEqual([2, 3, 4, 5]);
+    expect(Atomics.load(words, W_READ)).toBe(Atomics.load(words, W_WRITE));
+    reader.close();
+  });
+
+  it('a writer whose reader is gone takes back what was not read', () => {
+    const { writer, reader } = pair();
+    for (let i = 1; i <= 4; i++) writer.write(i, 0, Buffer.from([i]));
+    reader.read(1, () => {});
+    const back: number[] = [];
+    writer.discardOutbound((t) => back.push(t));
+    expect(back).toEqual([2, 3, 4]);
+    writer.close();
+    reader.close();
+  });
+});
