@@ -5,7 +5,7 @@
  * one {@link Universe}; each {@link Session} gives both sides a session-scope and an app-scope {@link Arena}.
  */
 export * from './session/index.js';
-export { Channel, Message } from './channel/index.js';
+export { Channel, Message, WorkerChannel, WorkerMessage } from './channel/index.js';
 export type { OpenChannelOptions, ChannelSettings, RequestOptions, TransportKind, MqChannelOptions } from './channel/index.js';
 export { Arena, Block, encodeHandle, decodeHandle, HANDLE_BYTES } from './arena/index.js';
 export type { Handle, ArenaStats, ArenaCreateOptions, ArenaOpenOptions, AllocOptions, LeakInfo } from './arena/index.js';

@@ -6,3 +6,5 @@ export type { OpenChannelOptions, ChannelSettings, MuxHost } from './mux.js';
 export type { ChannelHost, SessionChild } from './host.js';
 export type { TransportKind } from './transport.js';
 export type { MqChannelOptions } from './mq-transport.js';
+export { bridgeToWorker, WorkerChannel, WorkerMessage } from './worker-bridge.js';
+export type { BridgeArenas } from './worker-bridge.js';

@@ -52,6 +52,13 @@ export class Ring {
   /** Bytes the last refused write needed (producer side). */
   private wanted = 0;
   /**
+   * Producer side: our write count (we are its only writer) and the consumer's read count as we last saw it.
+   * The free space they imply can only grow behind our back, so the shared read count is loaded again only
+   * when the cached view says a record does not fit.
+   */
+  private wr: number;
+  private rdSeen: number;
+  /**
    * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here and
    * publish it after each record: a record is consumed (locally) before its visit runs, so a visit that ends
    * the channel and drains the rest (see {@link drain}) starts after it.
@@ -81,6 +88,8 @@ export class Ring {
     this.capacity = capacity;
     this.mask = capacity - 1;
     this.rd = Atomics.load(this.words, W_READ);
+    this.wr = Atomics.load(this.words, W_WRITE);
+    this.rdSeen = this.rd;
     this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
     this.view = new DataView(buffer, byteOffset + RING_HEADER_BYTES, capacity);
   }
@@ -88,13 +97,6 @@ export class Ring {
   /** Largest payload one record can carry. */
   get maxPayload(): number {
     return (this.capacity >>> 1) - RECORD_HEAD;
-  }
-
-  /** Bytes written and not yet read, validated. */
-  private used(): number {
-    const used = (Atomics.load(this.words, W_WRITE) - Atomics.load(this.words, W_READ)) >>> 0;
-    if (used > this.capacity) throw corrupt(`write count is ${used} bytes ahead of read count`);
-    return used;
   }
 
   // ---- producer side ----
@@ -108,20 +110,21 @@ export class Ring {
     if (this.detached) throw new ShmxError('ECLOSED', 'write to a released channel ring');
     const length = 4 + body.byteLength;
     if (length > this.maxPayload) throw new RangeError(`record of ${length} bytes exceeds ${this.maxPayload}`);
-    const write = Atomics.load(this.words, W_WRITE) >>> 0;
-    const free = this.capacity - this.used();
+    const write = this.wr >>> 0;
     const at = write & this.mask;
     const record = (RECORD_HEAD + length + 7) & ~7;
     const tail = this.capacity - at;
     const needed = record <= tail ? record : tail + record;
-    if (needed > free) {
-      Atomics.store(this.words, W_WANT_DRAIN, 1);
-      // The consumer may have made room between our check and the flag: look once more.
-      if (needed > this.capacity - this.used()) {
-        this.wanted = needed;
-        return false;
+    if (needed > this.capacity - this.inFlight(false)) {
+      if (needed > this.capacity - this.inFlight(true)) {
+        Atomics.store(this.words, W_WANT_DRAIN, 1);
+        // The consumer may have made room between our check and the flag: look once more.
+        if (needed > this.capacity - this.inFlight(true)) {
+          this.wanted = needed;
+          return false;
+        }
+        Atomics.store(this.words, W_WANT_DRAIN, 0);
       }
-      Atomics.store(this.words, W_WANT_DRAIN, 0);
     }
     let pos = at;
     if (record > tail) {
@@ -133,13 +136,22 @@ export class Ring {
     this.view.setUint32(pos + RECORD_HEAD, prefix >>> 0, true);
     this.data.set(body, pos + RECORD_HEAD + 4);
     // Publishing the count is the commit point: the consumer sees all bytes above or none.
-    Atomics.store(this.words, W_WRITE, (write + needed) | 0);
+    this.wr = (write + needed) | 0;
+    Atomics.store(this.words, W_WRITE, this.wr);
     return true;
+  }
+
+  /** Producer: bytes written and not yet read — from the cached read count, or a fresh one (validated). */
+  private inFlight(fresh: boolean): number {
+    if (fresh) this.rdSeen = Atomics.load(this.words, W_READ);
+    const used = (this.wr - this.rdSeen) >>> 0;
+    if (used > this.capacity) throw corrupt(`read count is ${(this.rdSeen - this.wr) >>> 0} bytes past the write count`);
+    return used;
   }
 
   /** Producer: true when the record refused last would fit now. */
   get writable(): boolean {
-    return this.capacity - this.used() >= this.wanted;
+    return this.capacity - this.inFlight(true) >= this.wanted;
   }
 
   // ---- consumer side ----

@@ -7,8 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { MessagePort } from 'node:worker_threads';
 import type { Arena } from '../arena/index.js';
-import { ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild } from '../channel/index.js';
+import { bridgeToWorker, ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
 import { scopePrefix } from '../cleanup/names.js';
 import { whenDead } from '../cleanup/liveness.js';
@@ -182,6 +183,17 @@ export class Session extends EventEmitter<SessionEvents> {
   openInitChannel(options: OpenChannelOptions): Promise<Channel> {
     this.assertUsable();
     return this.mux.open(options, true);
+  }
+
+  /**
+   * Hands a channel's traffic to a worker_threads Worker: post the returned port to the Worker (in the
+   * transfer list) and wrap it there with `new WorkerChannel(port)`. Payloads are not copied: blocks reach
+   * the Worker as views of the same shared memory. The session stays on this thread.
+   */
+  channelToWorker(channel: Channel): MessagePort {
+    this.assertUsable();
+    const { sessionArena, appArena } = this.parts;
+    return bridgeToWorker(channel, { session: sessionArena.name, app: appArena.name }, sessionArena, appArena);
   }
 
   /** Channels open now. */

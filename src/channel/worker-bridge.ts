@@ -1,0 +1,267 @@
+/**
+ * Channels in worker_threads. The session and its channel stay on the thread that opened them (their
+ * doorbells, close protocol and arenas live there); {@link bridgeToWorker} hands the channel's traffic to a
+ * Worker through a MessagePort, and {@link WorkerChannel} is the Worker's end.
+ *
+ * Payloads are not copied on the way: a block sent by handle reaches the Worker as a view of the very same
+ * SharedArrayBuffer (structured clone shares it), and is released on the owning thread when the Worker calls
+ * `release()`. Blocks the Worker allocates (in arenas it opens by name, see {@link WorkerChannel.openArena})
+ * travel as handles. Small payloads are copied, as they are on the channel itself. The price is one
+ * postMessage hop per message in each direction.
+ */
+import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Arena, type Block, type Handle } from '../arena/index.js';
+import type { CloseReason } from '../close-reason.js';
+import { ShmxError } from '../errors.js';
+import type { Channel } from './channel.js';
+import type { Message } from './message.js';
+
+/** Names the Worker needs to open the session's arenas itself. */
+export interface BridgeArenas {
+  session: string;
+  app: string;
+}
+
+type ToWorker =
+  | { kind: 'hello'; channelId: number; metadata: unknown; arenas: BridgeArenas }
+  | { kind: 'message'; token: number; request: boolean; bytes?: Uint8Array; buffer?: SharedArrayBuffer; offset?: number; length?: number }
+  | { kind: 'done'; id: number; error?: string; code?: string; reply?: ToWorker & { kind: 'message' } }
+  | { kind: 'close'; reason: CloseReason };
+
+type FromWorker =
+  | { kind: 'send'; id: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas; request?: boolean }
+  | { kind: 'reply'; id: number; token: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }
+  | { kind: 'release'; token: number }
+  | { kind: 'close' };
+
+/**
+ * Moves `channel`'s traffic to a Worker: post the returned port to the Worker (in the transfer list) and wrap
+ * it there with `new WorkerChannel(port)`. From then on the Worker sends and receives; this thread must not
+ * listen to the channel itself. Closing either end closes both.
+ */
+export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionArena: Arena, appArena: Arena): MessagePort {
+  if (channel.state !== 'open') throw new ShmxError('ECLOSED', `channel ${channel.id} is closed`);
+  if (channel.listenerCount('message') > 0) throw new TypeError('the channel already has a message listener here');
+  const { port1: port, port2: workerPort } = new MessageChannel();
+  const held = new Map<number, Message>();
+  let nextToken = 1;
+  const post = (m: ToWorker) => port.postMessage(m);
+  const toWorker = (m: Message): ToWorker & { kind: 'message' } => {
+    const token = nextToken++;
+    held.set(token, m);
+    if (m.block !== undefined) {
+      return { kind: 'message', token, request: m.isRequest, buffer: m.block.buffer, offset: m.block.offset, length: m.block.length };
+    }
+    return { kind: 'message', token, request: m.isRequest, bytes: m.bytes };
+  };
+  const arenaOf = (name: keyof BridgeArenas | undefined) => (name === 'app' ? appArena : sessionArena);
+  /** A block the Worker lent us: borrow it for the send, let go once it went out (the channel lends on). */
+  const payload = (m: { bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }): { data: Uint8Array | Block; done(): void } => {
+    if (m.handle === undefined) return { data: m.bytes ?? new Uint8Array(0), done: () => {} };
+    const block = arenaOf(m.arena).borrow(m.handle);
+    return { data: block, done: () => block.release() };
+  };
+  const fail = (id: number, err: unknown) =>
+    post({ kind: 'done', id, error: (err as Error).message, code: (err as { code?: string }).code });
+
+  channel.on('message', (m) => post(toWorker(m)));
+  channel.once('close', (reason) => {
+    for (const m of held.values()) m.release();
+    held.clear();
+    post({ kind: 'close', reason });
+    port.close();
+  });
+  port.on('message', (m: FromWorker) => {
+    switch (m.kind) {
+      case 'send': {
+        let p;
+        try {
+          p = payload(m);
+        } catch (err) {
+          fail(m.id, err);
+          return;
+        }
+        const sent = m.request === true ? channel.request(p.data) : channel.sendAsync(p.data).then(() => undefined);
+        sent.then(
+          (reply) => post({ kind: 'done', id: m.id, reply: reply === undefined ? undefined : toWorker(reply) }),
+          (err) => fail(m.id, err),
+        ).finally(p.done);
+        return;
+      }
+      case 'reply': {
+        const request = held.get(m.token);
+        if (request === undefined) return fail(m.id, new ShmxError('ESTALEHANDLE', 'no such request'));
+        let p;
+        try {
+          p = payload(m);
+        } catch (err) {
+          fail(m.id, err);
+          return;
+        }
+        request.replyAsync(p.data).then(() => post({ kind: 'done', id: m.id }), (err) => fail(m.id, err)).finally(p.done);
+        return;
+      }
+      case 'release':
+        held.get(m.token)?.release();
+        held.delete(m.token);
+        return;
+      case 'close':
+        channel.close();
+        return;
+    }
+  });
+  post({ kind: 'hello', channelId: channel.id, metadata: channel.metadata, arenas });
+  return workerPort;
+}
+
+/** A message as the Worker sees it: `bytes` is a view of shared memory for block messages (no copy). */
+export class WorkerMessage {
+  /** @internal */
+  constructor(
+    readonly bytes: Uint8Array,
+    /** True when it was sent as an arena block: release it when done. */
+    readonly isBlock: boolean,
+    readonly isRequest: boolean,
+    private readonly token: number,
+    private readonly end: WorkerChannel,
+  ) {}
+
+  /** Lets the owning thread release the block (no-op for copied messages). Idempotent. */
+  release(): void {
+    this.end.releaseToken(this.token);
+  }
+
+  /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}). */
+  reply(data: Uint8Array | Block): Promise<void> {
+    if (!this.isRequest) throw new TypeError('this message is not a request');
+    return this.end.replyTo(this.token, data).then(() => undefined);
+  }
+}
+
+interface WorkerChannelEvents {
+  message: [message: WorkerMessage];
+  close: [reason: CloseReason];
+}
+
+/** The Worker's end of a bridged channel. Construct it with the port from {@link bridgeToWorker}. */
+export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
+  private readonly pending = new Map<number, { resolve: (v: WorkerMessage | undefined) => void; reject: (e: Error) => void }>();
+  private readonly released = new Set<number>();
+  private readonly arenas = new Map<keyof BridgeArenas, Arena>();
+  private hello: (ToWorker & { kind: 'hello' }) | undefined;
+  private readonly ready: Promise<void>;
+  private nextId = 1;
+  private closeReason: CloseReason | undefined;
+
+  constructor(private readonly port: MessagePort) {
+    super();
+    let markReady!: () => void;
+    this.ready = new Promise((resolve) => (markReady = resolve));
+    port.on('message', (m: ToWorker) => {
+      switch (m.kind) {
+        case 'hello':
+          this.hello = m;
+          markReady();
+          return;
+        case 'message':
+          this.emit('message', this.toMessage(m));
+          return;
+        case 'done': {
+          const p = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          if (m.error !== undefined) p?.reject(new ShmxError(m.code ?? 'EIO', m.error));
+          else p?.resolve(m.reply === undefined ? undefined : this.toMessage(m.reply));
+          return;
+        }
+        case 'close':
+          this.finish(m.reason);
+          return;
+      }
+    });
+  }
+
+  /** The channel's id and metadata, once the bridge said hello. */
+  async info(): Promise<{ id: number; metadata: unknown }> {
+    await this.ready;
+    return { id: this.hello!.channelId, metadata: this.hello!.metadata };
+  }
+
+  /** `open` until either end closed. */
+  get state(): 'open' | 'closed' {
+    return this.closeReason === undefined ? 'open' : 'closed';
+  }
+
+  /**
+   * Opens the session's (or the app's) arena in this Worker, so it can build payloads in shared memory and
+   * send them by handle. One instance per Worker and arena; closed with the channel.
+   */
+  async openArena(which: keyof BridgeArenas = 'session'): Promise<Arena> {
+    await this.ready;
+    let arena = this.arenas.get(which);
+    if (arena === undefined) {
+      arena = Arena.open(this.hello!.arenas[which], { lockTimeoutMs: 100 });
+      this.arenas.set(which, arena);
+    }
+    return arena;
+  }
+
+  /** Sends bytes (copied) or a block (by handle); resolves once it went out on the channel. */
+  async send(data: Uint8Array | Block): Promise<void> {
+    await this.call({ kind: 'send', id: 0, ...(await this.encode(data)) });
+  }
+
+  /** Sends a request; resolves with the reply. */
+  async request(data: Uint8Array | Block): Promise<WorkerMessage> {
+    return (await this.call({ kind: 'send', id: 0, request: true, ...(await this.encode(data)) }))!;
+  }
+
+  /** Closes both ends. */
+  close(): void {
+    if (this.closeReason !== undefined) return;
+    this.port.postMessage({ kind: 'close' } satisfies FromWorker);
+  }
+
+  /** @internal */
+  releaseToken(token: number): void {
+    if (this.released.has(token) || this.closeReason !== undefined) return;
+    this.released.add(token);
+    this.port.postMessage({ kind: 'release', token } satisfies FromWorker);
+  }
+
+  /** @internal */
+  async replyTo(token: number, data: Uint8Array | Block): Promise<WorkerMessage | undefined> {
+    return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) });
+  }
+
+  private toMessage(m: ToWorker & { kind: 'message' }): WorkerMessage {
+    const bytes = m.buffer !== undefined ? new Uint8Array(m.buffer, m.offset, m.length) : m.bytes!;
+    return new WorkerMessage(bytes, m.buffer !== undefined, m.request, m.token, this);
+  }
+
+  private async encode(data: Uint8Array | Block): Promise<{ bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }> {
+    if (data instanceof Uint8Array) return { bytes: data };
+    for (const [which, arena] of this.arenas) if (arena.owns(data)) return { handle: arena.lend(data), arena: which };
+    throw new RangeError('a block sent from a Worker must come from an arena opened with openArena()');
+  }
+
+  private call(m: FromWorker & { id: number }): Promise<WorkerMessage | undefined> {
+    if (this.closeReason !== undefined) return Promise.reject(new ShmxError('ECLOSED', `channel closed (${this.closeReason})`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.port.postMessage({ ...m, id });
+    });
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    for (const p of this.pending.values()) p.reject(new ShmxError('ECLOSED', `channel closed (${reason})`));
+    this.pending.clear();
+    for (const arena of this.arenas.values()) arena.close();
+    this.arenas.clear();
+    this.port.close();
+    this.emit('close', reason);
+  }
+}

@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientSession, Universe, type Session } from '../../src/index.js';
+import { Child } from '../helpers/child.js';
+import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { tsWorker } from '../fixtures/native-ts-worker.js';
+
+describe('channels in worker_threads', () => {
+  let peer: Child;
+  let session: Session;
+  let t: ReturnType<typeof testUniverse>;
+
+  beforeAll(async () => {
+    t = testUniverse();
+    peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
+    await peer.waitFor('listening');
+    session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+  });
+
+  afterAll(async () => {
+    await session?.close();
+    await peer.kill('SIGTERM');
+    expect(await shmObjectsOf(t.serverApp)).toEqual([]);
+  });
+
+  it('a Worker sends and receives a block by handle through the bridge: the same memory, no copy', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    const port = session.channelToWorker(channel);
+    const worker = tsWorker(new URL('../fixtures/channel-worker.ts', import.meta.url), {
+      workerData: { port }, transferList: [port],
+    });
+    const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(result).toEqual({ shared: true, same: true, seesWrite: true, isBlock: true, text: 'from the worker', closed: 'local-close' });
+    expect(channel.state).toBe('closed');
+    await worker.terminate();
+    // Every block the Worker and the peer held went back.
+    expect(session.sessionArena.stats().liveBlocks).toBeLessThan(10);
+  });
+
+  it('refuses a channel that already has a listener on this thread', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    channel.on('message', () => {});
+    expect(() => session.channelToWorker(channel)).toThrow(TypeError);
+    channel.close();
+  });
+});
