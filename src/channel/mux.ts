@@ -55,7 +55,7 @@ export interface OpenChannelOptions {
 /** Session-wide channel settings. */
 export interface ChannelSettings {
   /** Longest an idle receiver polls before it parks, in µs (it polls only while messages usually come
-   *  sooner than that). Default 50. */
+   *  sooner than that, probing now and then). Default 100. */
   spinMicros: number;
   /** Largest message on the `socket` transport. */
   maxSocketMessage: number;
@@ -63,7 +63,7 @@ export interface ChannelSettings {
 
 /** Fills in and checks channel settings. */
 export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
-  const spinMicros = partial.spinMicros ?? 50;
+  const spinMicros = partial.spinMicros ?? 100;
   const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
   if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
     throw new RangeError('spinMicros must be between 0 and 1e6');
@@ -135,6 +135,7 @@ export class ChannelMux implements ChannelLink {
   /** When we last ran out of work (µs, nowMicros()), and the smoothed gap until the next message. */
   private idleSince = 0;
   private gapEwma: number;
+  private idleProbe = 0;
   private isClosed = false;
 
   constructor(host: MuxHost, settings: ChannelSettings) {
@@ -720,7 +721,10 @@ export class ChannelMux implements ChannelLink {
   /** µs to spin before parking: worth it only when messages usually follow within `spinMicros`. */
   private spinBudget(): number {
     const max = this.settings.spinMicros;
-    return this.gapEwma <= max ? Math.min(max, 2 * this.gapEwma + 1) : 0;
+    if (this.gapEwma <= max) return Math.min(max, 2 * this.gapEwma + 1);
+    // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: probe
+    // now and then with the full budget, so dense traffic finds its way back to staying hot.
+    return (++this.idleProbe & 15) === 0 ? max : 0;
   }
 
   /** Busy-waits up to `micros` for a message; true when one arrived. Reads the clock every 64 polls: it costs

@@ -64,6 +64,23 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   };
   const fail = (id: number, err: unknown) =>
     post({ kind: 'done', id, error: (err as Error).message, code: (err as { code?: string }).code });
+  /** Decodes what the Worker sent, does `act` with it, and reports the outcome (and a reply) back. */
+  const forward = (
+    m: { id: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas },
+    act: (data: Uint8Array | Block) => Promise<Message | void>,
+  ) => {
+    let p;
+    try {
+      p = payload(m);
+    } catch (err) {
+      fail(m.id, err);
+      return;
+    }
+    act(p.data).then(
+      (reply) => post({ kind: 'done', id: m.id, reply: reply === undefined ? undefined : toWorker(reply) }),
+      (err) => fail(m.id, err),
+    ).finally(p.done);
+  };
 
   channel.on('message', (m) => post(toWorker(m)));
   channel.once('close', (reason) => {
@@ -74,32 +91,13 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   });
   port.on('message', (m: FromWorker) => {
     switch (m.kind) {
-      case 'send': {
-        let p;
-        try {
-          p = payload(m);
-        } catch (err) {
-          fail(m.id, err);
-          return;
-        }
-        const sent = m.request === true ? channel.request(p.data) : channel.sendAsync(p.data).then(() => undefined);
-        sent.then(
-          (reply) => post({ kind: 'done', id: m.id, reply: reply === undefined ? undefined : toWorker(reply) }),
-          (err) => fail(m.id, err),
-        ).finally(p.done);
+      case 'send':
+        forward(m, (data) => (m.request === true ? channel.request(data) : channel.sendAsync(data)));
         return;
-      }
       case 'reply': {
         const request = held.get(m.token);
         if (request === undefined) return fail(m.id, new ShmxError('ESTALEHANDLE', 'no such request'));
-        let p;
-        try {
-          p = payload(m);
-        } catch (err) {
-          fail(m.id, err);
-          return;
-        }
-        request.replyAsync(p.data).then(() => post({ kind: 'done', id: m.id }), (err) => fail(m.id, err)).finally(p.done);
+        forward(m, (data) => request.replyAsync(data));
         return;
       }
       case 'release':
@@ -149,6 +147,8 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private readonly pending = new Map<number, { resolve: (v: WorkerMessage | undefined) => void; reject: (e: Error) => void }>();
   private readonly released = new Set<number>();
   private readonly arenas = new Map<keyof BridgeArenas, Arena>();
+  /** Messages that arrived before anyone listened: delivered, in order, to the first listener. */
+  private readonly early: WorkerMessage[] = [];
   private hello: (ToWorker & { kind: 'hello' }) | undefined;
   private readonly ready: Promise<void>;
   private nextId = 1;
@@ -158,6 +158,13 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     super();
     let markReady!: () => void;
     this.ready = new Promise((resolve) => (markReady = resolve));
+    (this as EventEmitter).on('newListener', (event: string) => {
+      if (event === 'message' && this.early.length > 0) {
+        queueMicrotask(() => {
+          for (const m of this.early.splice(0)) this.emit('message', m);
+        });
+      }
+    });
     port.on('message', (m: ToWorker) => {
       switch (m.kind) {
         case 'hello':
@@ -165,7 +172,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
           markReady();
           return;
         case 'message':
-          this.emit('message', this.toMessage(m));
+          this.deliver(this.toMessage(m));
           return;
         case 'done': {
           const p = this.pending.get(m.id);
@@ -232,6 +239,11 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   /** @internal */
   async replyTo(token: number, data: Uint8Array | Block): Promise<WorkerMessage | undefined> {
     return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) });
+  }
+
+  private deliver(m: WorkerMessage): void {
+    if (this.listenerCount('message') > 0 && this.early.length === 0) this.emit('message', m);
+    else this.early.push(m);
   }
 
   private toMessage(m: ToWorker & { kind: 'message' }): WorkerMessage {

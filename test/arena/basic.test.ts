@@ -1,9 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, type Block, decodeHandle, encodeHandle, HANDLE_BYTES, SIZE_CLASSES } from '../../src/arena/index.js';
 import { native } from '../../src/native.js';
-import { codeOf, leftovers, removeAll, uniqueName } from './helpers.js';
+import { cleanUpArenas, codeOf, leftovers, uniqueName } from './helpers.js';
 
 const TAG = 'basic';
 const open: Arena[] = [];
@@ -18,16 +18,7 @@ function attach(a: Arena): Arena {
   return b;
 }
 
-afterEach(() => {
-  const all = open.splice(0).reverse();
-  for (const a of all) a.close();
-  for (const a of all) Arena.unlink(a.name);
-});
-afterAll(() => {
-  const left = leftovers(TAG);
-  removeAll(TAG);
-  expect(left).toEqual([]);
-});
+cleanUpArenas(TAG, open);
 
 describe('lifecycle', () => {
   it('creates the header and first data segment, refuses a second create, destroy removes all', () => {

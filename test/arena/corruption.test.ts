@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, type Block } from '../../src/arena/index.js';
 import {
   ARENA_MAGIC,
@@ -18,7 +18,7 @@ import {
 } from '../../src/arena/layout.js';
 import { shmRoom } from '../../src/arena/pages.js';
 import { native } from '../../src/native.js';
-import { codeOf, leftovers, removeAll, uniqueName } from './helpers.js';
+import { cleanUpArenas, codeOf, uniqueName } from './helpers.js';
 
 const TAG = 'corrupt';
 const open: Arena[] = [];
@@ -48,16 +48,7 @@ function expectFaulted(b: Arena): void {
   b.close();
 }
 
-afterEach(() => {
-  const all = open.splice(0);
-  for (const a of all) a.close();
-  for (const a of all) Arena.unlink(a.name);
-});
-afterAll(() => {
-  const left = leftovers(TAG);
-  removeAll(TAG);
-  expect(left).toEqual([]);
-});
+cleanUpArenas(TAG, open);
 
 describe('corrupt metadata faults the arena with EARENACORRUPT', () => {
   it('header fields out of range or a bad magic refuse the open', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, type Block, decodeHandle, encodeHandle, type Handle } from '../../src/arena/index.js';
-import { codeOf, leftovers, removeAll, uniqueName } from './helpers.js';
+import { cleanUpArenas, codeOf, uniqueName } from './helpers.js';
 
 const TAG = 'handles';
 const open: Arena[] = [];
@@ -11,16 +11,7 @@ function pair(): [Arena, Arena] {
   open.push(b, a);
   return [a, b];
 }
-afterEach(() => {
-  const all = open.splice(0);
-  for (const a of all) a.close();
-  for (const a of all) Arena.unlink(a.name);
-});
-afterAll(() => {
-  const left = leftovers(TAG);
-  removeAll(TAG);
-  expect(left).toEqual([]);
-});
+cleanUpArenas(TAG, open);
 
 describe('stale and forged handles are ESTALEHANDLE', () => {
   it('a handle borrows once', () => {

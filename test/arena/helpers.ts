@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, expect } from 'vitest';
+import { Arena } from '../../src/arena/index.js';
 import { native } from '../../src/native.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -90,4 +92,21 @@ export class Child {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
     await this.exited;
   }
+}
+
+/**
+ * Registers the cleanup every arena test file needs: close and unlink the arenas a test opened (push them to
+ * `open`), and at the end fail if anything named with `tag` is left in /dev/shm.
+ */
+export function cleanUpArenas(tag: string, open: Arena[]): void {
+  afterEach(() => {
+    const all = open.splice(0).reverse(); // openers before creators
+    for (const a of all) a.close();
+    for (const a of all) Arena.unlink(a.name);
+  });
+  afterAll(() => {
+    const left = leftovers(tag);
+    removeAll(tag);
+    expect(left).toEqual([]);
+  });
 }

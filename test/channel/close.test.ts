@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClientSession, SessionServer, Universe, type Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { Child } from '../helpers/child.js';
+import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
@@ -13,30 +14,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const children: Child[] = [];
 const servers: SessionServer[] = [];
-const sessions: Session[] = [];
 afterEach(async () => {
-  await Promise.all(sessions.splice(0).map((s) => s.close()));
+  await stopPeers();
   await Promise.all(children.splice(0).map((c) => c.stop()));
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-/** A channel-peer process (the server) and a session to it from this process (the client). */
-async function withPeer(extra: Record<string, unknown> = {}): Promise<{ peer: Child; session: Session; serverApp: string }> {
-  const t = testUniverse();
-  const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
-  children.push(peer);
-  await peer.waitFor('listening');
-  const session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
-  sessions.push(session);
-  return { peer, session, serverApp: t.serverApp };
-}
 
-/** Ends the peer gracefully and checks that nothing of its app is left. */
-async function finish(peer: Child, session: Session, serverApp: string): Promise<void> {
-  await session.close();
-  await peer.kill('SIGTERM');
-  expect(await shmObjectsOf(serverApp)).toEqual([]);
-}
 
 describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
   it('close() inside a message handler: nothing more is delivered, the session carries on', async () => {
@@ -61,7 +45,7 @@ describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
     const echo = await session.openChannel({ transport, metadata: { mode: 'echo' } });
     const reply = await echo.request(Buffer.from('still fine'), { timeout: 5000 });
     expect(Buffer.from(reply.bytes).toString()).toBe('still fine');
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 
   it.each([
@@ -78,7 +62,7 @@ describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
     expect(session.channels).not.toContain(channel);
     expect(() => channel.send(Buffer.from('x'))).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
     expect(session.state).toBe('open');
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 });
 

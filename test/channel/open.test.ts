@@ -7,34 +7,19 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
-import { Child } from '../helpers/child.js';
+import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const children: Child[] = [];
 const sessions: Session[] = [];
 afterEach(async () => {
   await Promise.all(sessions.splice(0).map((s) => s.close()));
-  await Promise.all(children.splice(0).map((c) => c.stop()));
+  await stopPeers();
 });
 
-async function withPeer(extra: Record<string, unknown> = {}): Promise<{ peer: Child; session: Session; serverApp: string }> {
-  const t = testUniverse();
-  const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
-  children.push(peer);
-  await peer.waitFor('listening');
-  const session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
-  sessions.push(session);
-  return { peer, session, serverApp: t.serverApp };
-}
 
-async function finish(peer: Child, session: Session, serverApp: string): Promise<void> {
-  await session.close();
-  await peer.kill('SIGTERM');
-  expect(await shmObjectsOf(serverApp)).toEqual([]);
-}
 
 /** `promise`'s outcome, or 'pending' if it has none within `ms`. */
 function outcome<T>(promise: Promise<T>, ms: number): Promise<T | Error | 'pending'> {
@@ -68,7 +53,7 @@ describe.each(TRANSPORTS)('opening channels over %s', (transport) => {
     expect(session.state).toBe('open');
     const reply = await control.request(Buffer.alloc(4), { timeout: 5000 });
     expect(reply.bytes.length).toBe(4);
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 });
 
@@ -113,7 +98,7 @@ describe('opening channels before the peer is ready', () => {
     await sleep(50);
     await session.close();
     expect(await outcome(pending, 1000)).toMatchObject({ code: 'ECLOSED' });
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 });
 
@@ -135,7 +120,7 @@ describe('spin mode is each side\'s own choice', () => {
     await sleep(1000);
     expect(cpuSeconds(peer.pid) - cpu).toBeGreaterThan(0.25);
     theirs.close();
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 });
 
@@ -167,6 +152,6 @@ describe('an accepter short of resources', () => {
     expect(Buffer.from(reply.bytes).toString()).toBe('still here');
     const again = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' } });
     expect(Buffer.from((await again.request(Buffer.from('ok'), { timeout: 5000 })).bytes).toString()).toBe('ok');
-    await finish(peer, session, serverApp);
+    await finishPeer(peer, session, serverApp);
   });
 });

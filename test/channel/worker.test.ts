@@ -32,7 +32,9 @@ describe('channels in worker_threads', () => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
-    expect(result).toEqual({ shared: true, same: true, seesWrite: true, isBlock: true, text: 'from the worker', closed: 'local-close' });
+    expect(result).toEqual({
+      shared: true, same: true, seesWrite: true, isBlock: true, text: 'from the worker', early: 'early', closed: 'local-close',
+    });
     expect(channel.state).toBe('closed');
     await worker.terminate();
     // Every block the Worker and the peer held went back.

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { Child } from '../helpers/child.js';
+import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
 const servers: SessionServer[] = [];
@@ -32,13 +33,6 @@ function raw(path: string, write: (s: Socket) => void): Promise<{ received: Buff
   });
 }
 
-function frame(type: number, payload: Buffer | string): Buffer {
-  const body = Buffer.from(payload);
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(body.length, 0);
-  head[4] = type;
-  return Buffer.concat([head, body]);
-}
 
 function refusalCode(received: Buffer): string | undefined {
   if (received.length < 8 || received[4] !== 3) return undefined;

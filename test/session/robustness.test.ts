@@ -6,6 +6,7 @@ import { H_PAGE_LOCK, PID_TOKEN } from '../../src/arena/layout.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { native } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
+import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
 const children: Child[] = [];
@@ -21,13 +22,6 @@ async function start(t: ReturnType<typeof testUniverse>, options: Record<string,
   return server;
 }
 
-function frame(type: number, payload: Buffer | string): Buffer {
-  const body = Buffer.from(payload);
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(body.length, 0);
-  head[4] = type;
-  return Buffer.concat([head, body]);
-}
 
 /** Sends HELLO on a raw connection and resolves with the WELCOME payload (the socket stays open). */
 function helloOnly(path: string, t: ReturnType<typeof testUniverse>): Promise<{ socket: Socket; welcome: Record<string, unknown> }> {

@@ -1,0 +1,35 @@
+/**
+ * A channel-peer process (a shmx server, test/fixtures/channel-peer.ts) and a session to it from the test
+ * process. Register {@link stopPeers} in afterEach.
+ */
+import { expect } from 'vitest';
+import { ClientSession, Universe, type Session } from '../../src/index.js';
+import { Child } from './child.js';
+import { shmObjectsOf, testUniverse } from './universe.js';
+
+const children: Child[] = [];
+const sessions: Session[] = [];
+
+/** Starts a peer (options go to the fixture) and opens a session to it. */
+export async function withPeer(extra: Record<string, unknown> = {}): Promise<{ peer: Child; session: Session; serverApp: string }> {
+  const t = testUniverse();
+  const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
+  children.push(peer);
+  await peer.waitFor('listening');
+  const session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+  sessions.push(session);
+  return { peer, session, serverApp: t.serverApp };
+}
+
+/** Ends the peer gracefully and checks that nothing of its app is left. */
+export async function finishPeer(peer: Child, session: Session, serverApp: string): Promise<void> {
+  await session.close();
+  await peer.kill('SIGTERM');
+  expect(await shmObjectsOf(serverApp)).toEqual([]);
+}
+
+/** Closes what the test left open: sessions, then peer processes. */
+export async function stopPeers(): Promise<void> {
+  await Promise.all(sessions.splice(0).map((s) => s.close()));
+  await Promise.all(children.splice(0).map((c) => c.stop()));
+}
