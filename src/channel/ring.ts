@@ -58,6 +58,8 @@ export class Ring {
    */
   private wr: number;
   private rdSeen: number;
+  /** Consumer side: the producer's write count as we last loaded it. */
+  private wrSeen: number;
   /**
    * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here and
    * publish it after each record: a record is consumed (locally) before its visit runs, so a visit that ends
@@ -90,6 +92,7 @@ export class Ring {
     this.rd = Atomics.load(this.words, W_READ);
     this.wr = Atomics.load(this.words, W_WRITE);
     this.rdSeen = this.rd;
+    this.wrSeen = this.rd;
     this.data = new Uint8Array(buffer, byteOffset + RING_HEADER_BYTES, capacity);
     this.view = new DataView(buffer, byteOffset + RING_HEADER_BYTES, capacity);
   }
@@ -158,7 +161,10 @@ export class Ring {
 
   /** True when a record is waiting. */
   get readable(): boolean {
-    return !this.detached && Atomics.load(this.words, W_WRITE) !== this.rd;
+    if (this.detached) return false;
+    if (this.wrSeen !== this.rd) return true;
+    this.wrSeen = Atomics.load(this.words, W_WRITE);
+    return this.wrSeen !== this.rd;
   }
 
   /**
@@ -170,7 +176,10 @@ export class Ring {
   read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
     if (this.detached) return false;
     const read = this.rd >>> 0;
-    const used = (Atomics.load(this.words, W_WRITE) - read) >>> 0;
+    // The producer's published count only grows: reload it (a cache line shared with the producer) only once
+    // we have consumed up to what we saw last.
+    if (this.wrSeen === this.rd) this.wrSeen = Atomics.load(this.words, W_WRITE);
+    const used = (this.wrSeen - read) >>> 0;
     if (used === 0) return false;
     if (used > this.capacity) throw corrupt(`write count is ${used} bytes ahead of read count`);
     let pos = read & this.mask;
@@ -213,7 +222,9 @@ export class Ring {
    * read count it published last. Never while the peer may still read.
    */
   takeOverReading(): void {
-    if (!this.detached) this.rd = Atomics.load(this.words, W_READ);
+    if (this.detached) return;
+    this.rd = Atomics.load(this.words, W_READ);
+    this.wrSeen = this.rd; // forces a fresh load of the write count on the next read
   }
 
   /** The memory is about to be released: from now on this end neither reads nor writes it. Idempotent. */
