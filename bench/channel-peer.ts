@@ -21,7 +21,8 @@ const server = await SessionServer.start({
 });
 server.on('session', (session) => {
   session.on('channel', (channel) => {
-    const { mode, spin } = channel.metadata as { mode: string; spin?: boolean };
+    const { mode, spin, views } = channel.metadata as { mode: string; spin?: boolean; views?: boolean };
+    if (views === true) channel.setMessageViews(true); // the receiver's choice: no copy-out per message
     // Spinning is each side's own choice: the bench asks for it in the metadata of its spin channel.
     if (spin === true) channel.setSpin(true);
     if (mode === 'count') {

@@ -81,6 +81,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** Sends waiting for room, in call order: nothing may overtake them. */
   private readonly outbox: Array<{ flags: number; requestId: number; data: Uint8Array | Block; done: (err?: Error) => void }> = [];
   private closeReason: CloseReason | undefined;
+  private views = false;
 
   /** @internal Made by the session's channel multiplexer. */
   constructor(link: ChannelLink, id: number, transport: Transport, metadata: unknown, init: boolean) {
@@ -105,6 +106,22 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** Requests awaiting their reply. */
   get pendingRequests(): number {
     return this.requests.size;
+  }
+
+  /** True when small messages reach 'message' listeners as views (see {@link setMessageViews}). */
+  get messageViews(): boolean {
+    return this.views;
+  }
+
+  /**
+   * Message views (receiving side, a local choice): a plain message copied into the channel (not a block, not a
+   * request or reply) is handed to 'message' listeners as a view of the shared ring instead of a private copy.
+   * The view is valid only until the listener returns — copy what you keep. Saves the copy-out per message,
+   * which is most of a small message's receive cost. Messages for `for await` are always copies.
+   */
+  setMessageViews(on: boolean): void {
+    if (typeof on !== 'boolean') throw new TypeError('messageViews must be a boolean');
+    this.views = on;
   }
 
   /** True while this side polls the channel instead of parking (see {@link setSpin}). */
@@ -292,11 +309,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     let tag: number;
     let body: Uint8Array;
     let spilled: Block | undefined;
-    if (data instanceof Block) {
-      const arena = this.arenaOf(data);
-      tag = tagOf(arena === host.sessionArenaForChannels ? BodyKind.SessionBlock : BodyKind.AppBlock, flags);
-      body = encodeHandle(arena.lend(data));
-    } else if (data instanceof Uint8Array) {
+    // The common case first: small bytes, inline.
+    if (data instanceof Uint8Array) {
       if (data.byteLength <= this.io.maxInline) {
         tag = tagOf(BodyKind.Inline, flags);
         body = data;
@@ -307,6 +321,10 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         tag = tagOf(BodyKind.Spilled, flags);
         body = encodeHandle(host.sessionArenaForChannels.lend(spilled));
       }
+    } else if (data instanceof Block) {
+      const arena = this.arenaOf(data);
+      tag = tagOf(arena === host.sessionArenaForChannels ? BodyKind.SessionBlock : BodyKind.AppBlock, flags);
+      body = encodeHandle(arena.lend(data));
     } else {
       throw new TypeError('data must be a Uint8Array or an arena Block');
     }
@@ -343,6 +361,13 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     const replier = (tag & TAG_REQUEST) !== 0 ? this.replier : undefined;
     switch (kindOf(tag)) {
       case BodyKind.Inline: {
+        // With message views on, a plain message for a 'message' listener (nobody awaits it later) is handed
+        // over as a view of the ring: no copy, valid until the listener returns.
+        if (this.views && (tag & (TAG_REQUEST | TAG_RESPONSE)) === 0 && this.waiters.length === 0 &&
+          this.listenerCount('message') > 0) {
+          message = new Message(body, undefined, requestId, undefined, undefined);
+          break;
+        }
         const copy = Buffer.allocUnsafe(body.byteLength);
         copy.set(body);
         message = new Message(copy, undefined, requestId, replier, undefined);

@@ -43,6 +43,8 @@ export interface OpenChannelOptions {
    * (see {@link Channel.setSpin}). Local only: the accepting side opts in with `channel.setSpin(true)`.
    */
   spin?: boolean;
+  /** Receive small plain messages as views valid only during the 'message' listener (see Channel.setMessageViews). */
+  messageViews?: boolean;
   /** mq: queue attributes. */
   mq?: MqChannelOptions;
   /**
@@ -94,6 +96,7 @@ interface PendingOpen {
   metadata: unknown;
   init: boolean;
   spin: boolean;
+  messageViews: boolean;
   timeoutMs: number;
   mq: MqChannelOptions;
   resolve: (c: Channel) => void;
@@ -171,7 +174,7 @@ export class ChannelMux implements ChannelLink {
       const metadata = JSON.stringify(options.metadata ?? null);
       if (metadata.length > 16 * 1024) throw new RangeError('metadata must serialise to at most 16 KiB');
       this.assertOpen();
-      p = { id: 0, kind, capacity, metadata: JSON.parse(metadata), init, spin: options.spin === true, timeoutMs,
+      p = { id: 0, kind, capacity, metadata: JSON.parse(metadata), init, spin: options.spin === true, messageViews: options.messageViews === true, timeoutMs,
         mq: options.mq ?? {} };
     } catch (err) {
       return Promise.reject(err);
@@ -407,6 +410,7 @@ export class ChannelMux implements ChannelLink {
     clearTimeout(p.timer);
     const channel = this.adoptChannel(id, p.transport!, p.metadata, p.init);
     if (p.spin) channel.setSpin(true);
+    if (p.messageViews) channel.setMessageViews(true);
     p.resolve(channel);
     this.schedule();
   }
