@@ -2,19 +2,14 @@
  * Every error from a failing system call carries `code` (errno name or shmx code), `errno`, `syscall` and
  * `resource`, and says all of it in its message.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { native } from '../../src/native.js';
-import { Created, commandExists, expectClean, isRoot, leftoverSegments, nobodyChild, thrown } from './helpers.js';
+import { commandExists, expectClean, isRoot, nobodyChild, thrown, trackCreated } from './helpers.js';
 
-const created = new Created();
-afterEach(() => created.removeAll());
-afterAll(() => {
-  expect(created.leftovers()).toEqual([]);
-  expect(leftoverSegments()).toEqual([]);
-});
+const created = trackCreated();
 
 function expectShape(err: Record<string, unknown>, code: string, syscall: string, resource: string): void {
   // Errors reported by a child arrive as their facts (name, message, code, ...), not as Error objects.

@@ -2,17 +2,12 @@
  * Futex doorbells on a word of a shared segment: they cross processes (unlike Atomics.wait/notify), park
  * without using CPU, time out, cancel, and report a changed word.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { native } from '../../src/native.js';
-import { Created, cpuTicks, expectClean, leftoverSegments, nodeChild, sleep, thrown } from './helpers.js';
+import { cpuTicks, expectClean, nodeChild, sleep, thrown, trackCreated } from './helpers.js';
 
-const created = new Created();
-afterEach(() => created.removeAll());
-afterAll(() => {
-  expect(created.leftovers()).toEqual([]);
-  expect(leftoverSegments()).toEqual([]);
-});
+const created = trackCreated();
 
 function segment(tag: string): { name: string; buffer: SharedArrayBuffer; words: Int32Array } {
   const name = created.segment(tag);

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { afterAll, afterEach, expect } from 'vitest';
 import { native } from '../../src/native.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -214,4 +215,15 @@ export function thrown(fn: () => unknown): Error & Record<string, unknown> {
     return err as Error & Record<string, unknown>;
   }
   throw new Error('expected a throw');
+}
+
+/** A registry of what this test file creates, removed after each test and checked at the end. */
+export function trackCreated(): Created {
+  const created = new Created();
+  afterEach(() => created.removeAll());
+  afterAll(() => {
+    expect(created.leftovers()).toEqual([]);
+    expect(leftoverSegments()).toEqual([]);
+  });
+  return created;
 }

@@ -2,21 +2,16 @@
  * POSIX shared-memory segments as SharedArrayBuffers: the same bytes in two processes, real cross-process
  * atomics, sharing with worker threads, and unmapping at GC after the mapping worker has gone.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
 import { Hammer, hammer, pattern, readyAndWait } from '../fixtures/native-shared.js';
 import { tsWorker } from '../fixtures/native-ts-worker.js';
-import { Child, Created, expectClean, leftoverSegments, nodeChild, root } from './helpers.js';
+import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
-const created = new Created();
-afterEach(() => created.removeAll());
-afterAll(() => {
-  expect(created.leftovers()).toEqual([]);
-  expect(leftoverSegments()).toEqual([]);
-});
+const created = trackCreated();
 
 describe('segments', () => {
   it('creates, sizes, lists, grows and unlinks a segment with the exact mode', () => {

@@ -3,19 +3,14 @@
  * terminated or exit, waiters dropped without close(), and a process exiting with both pending. Runs in a
  * child node (with --expose-gc) so that a crash is a failed exit status, not a dead test runner.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
-import { Child, Created, expectClean, leftoverSegments, nodeChild, root } from './helpers.js';
+import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
-const created = new Created();
-afterEach(() => created.removeAll());
-afterAll(() => {
-  expect(created.leftovers()).toEqual([]);
-  expect(leftoverSegments()).toEqual([]);
-});
+const created = trackCreated();
 
 describe('teardown', () => {
   it('Workers ended with a futex wait and a receiveAsync pending, and a process exiting with both, end cleanly', async () => {

@@ -19,20 +19,25 @@ function spawnClient(t: ReturnType<typeof testUniverse>): Child {
   return c;
 }
 
+/** A server in this process and a client child process with one open session; both sides returned. */
+async function serverWithChildClient(options: Record<string, unknown> = {}) {
+  const t = testUniverse();
+  const server = await SessionServer.start({ universe: new Universe(t.definition), serverApp: t.serverApp, ...options });
+  servers.push(server);
+  const accepted = new Promise<Session>((resolve) => server.once('session', resolve));
+  const c = spawnClient(t);
+  c.send({ cmd: 'connect' });
+  await c.waitFor('open');
+  return { server, c, session: await accepted };
+}
+
 function hosed(session: Session): Promise<{ reason: string; at: number; code: string }> {
   return new Promise((resolve) => session.once('hosed', (err) => resolve({ reason: err.reason, at: Date.now(), code: err.code })));
 }
 
 describe('peer death', () => {
   it('server side: a SIGKILLed client hoses the session within 100 ms and its objects are gone', async () => {
-    const t = testUniverse();
-    const server = await SessionServer.start({ universe: new Universe(t.definition), serverApp: t.serverApp });
-    servers.push(server);
-    const accepted = new Promise<Session>((resolve) => server.once('session', resolve));
-    const c = spawnClient(t);
-    c.send({ cmd: 'connect' });
-    await c.waitFor('open');
-    const session = await accepted;
+    const { server, c, session } = await serverWithChildClient();
     const fired = hosed(session);
     const closed = new Promise<string>((resolve) => session.once('close', resolve));
     const killedAt = Date.now();
@@ -41,7 +46,7 @@ describe('peer death', () => {
     expect(h.code).toBe('EHOSED');
     expect(h.reason).toBe('peer-crashed');
     expect(h.at - killedAt).toBeLessThan(100);
-    expect((await shmObjectsOf(t.serverApp)).filter((n) => n.startsWith('shmx.sa.'))).toEqual([]);
+    expect((await shmObjectsOf(server.serverApp)).filter((n) => n.startsWith('shmx.sa.'))).toEqual([]);
     expect(await closed).toBe('peer-crashed');
     expect(session.state).toBe('closed');
     expect(() => session.appArena).toThrow(expect.objectContaining({ code: 'EHOSED' }));
@@ -71,16 +76,7 @@ describe('peer death', () => {
   });
 
   it('a SIGSTOPped client is detected by the keep-alive within the idle timeout', async () => {
-    const t = testUniverse();
-    const server = await SessionServer.start({
-      universe: new Universe(t.definition), serverApp: t.serverApp, keepAlive: { intervalMs: 50, timeoutMs: 300 },
-    });
-    servers.push(server);
-    const accepted = new Promise<Session>((resolve) => server.once('session', resolve));
-    const c = spawnClient(t);
-    c.send({ cmd: 'connect' });
-    await c.waitFor('open');
-    const session = await accepted;
+    const { c, session } = await serverWithChildClient({ keepAlive: { intervalMs: 50, timeoutMs: 300 } });
     // Alive and quiet: keep-alives keep it open past the timeout.
     await new Promise((r) => setTimeout(r, 500));
     expect(session.state).toBe('open');
