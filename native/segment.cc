@@ -2,6 +2,7 @@
 // and map as a SharedArrayBuffer. Each call opens and closes its own descriptor: a mapping does not need one.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -142,6 +143,26 @@ Napi::Value Grow(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Gives a segment's pages back to the kernel now (FALLOC_FL_PUNCH_HOLE), size unchanged. Memory of a segment
+// stays allocated while any process maps it, even after unlink; a closed session's mappings may live on until
+// a garbage collection, so its creator punches the pages out first. Mappings then read zeros.
+Napi::Value ReleasePages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name;
+  if (!ArgName(info, 0, &name)) return env.Undefined();
+  UniqueFd fd(shm_open(Path(name).c_str(), O_RDWR | O_CLOEXEC, 0));
+  if (!fd.Valid()) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    throw ErrnoError(env, errno, "shm_open", name);
+  }
+  struct stat st;
+  if (fstat(fd.Get(), &st) != 0) throw ErrnoError(env, errno, "fstat", name);
+  if (st.st_size > 0 && fallocate(fd.Get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) != 0) {
+    throw ErrnoError(env, errno, "fallocate", name);
+  }
+  return Napi::Boolean::New(env, true);
+}
+
 Napi::Value Unlink(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name;
@@ -197,6 +218,7 @@ void InitSegments(Napi::Env env, Napi::Object exports) {
   exports.Set("shmSize", Napi::Function::New(env, Size, "shmSize"));
   exports.Set("shmGrow", Napi::Function::New(env, Grow, "shmGrow"));
   exports.Set("shmUnlink", Napi::Function::New(env, Unlink, "shmUnlink"));
+  exports.Set("shmReleasePages", Napi::Function::New(env, ReleasePages, "shmReleasePages"));
   exports.Set("shmList", Napi::Function::New(env, List, "shmList"));
   exports.Set("shmMap", Napi::Function::New(env, Map, "shmMap"));
   exports.Set("sharedBufferBackend", Napi::String::New(env, SharedBufferBackend()));

@@ -109,6 +109,11 @@ export interface NativeBinding {
   shmGrow(name: string, size: number): void;
   /** Removes the name. Returns false when it did not exist. */
   shmUnlink(name: string): boolean;
+  /**
+   * Gives the segment's pages back now (punches a hole over its whole size; the size stays). Every mapping then
+   * reads zeros. Returns false when it does not exist.
+   */
+  shmReleasePages(name: string): boolean;
   /** Names in /dev/shm that start with `prefix`. */
   shmList(prefix: string): string[];
   /** Maps the whole segment (MAP_SHARED, read-write) as a SharedArrayBuffer; unmapped when collected. */

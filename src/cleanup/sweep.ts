@@ -131,11 +131,19 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
   return { removed, kept: found.length - stale.length };
 }
 
-/** Removes every segment whose name starts with `prefix` (one scope's objects, on graceful close or when its
- *  peer died). Returns the names removed. */
-export function removeSegmentsWithPrefix(prefix: string, logger?: Logger): string[] {
+/** Data segments of an arena (`<base>.d<N>`): the bulk of a scope's memory. */
+const ARENA_DATA_SEGMENT = /\.d[0-9]+$/;
+
+/**
+ * Removes every segment whose name starts with `prefix` (one scope's objects, on graceful close or when its
+ * peer died). With `releasePages`, arena data segments give their memory back first: mappings that outlive the
+ * scope (until a garbage collection) then hold no RAM. Only when nobody uses the scope any more — they read
+ * zeros afterwards. Returns the names removed.
+ */
+export function removeSegmentsWithPrefix(prefix: string, logger?: Logger, releasePages = false): string[] {
   const removed: string[] = [];
   for (const name of native.shmList(prefix)) {
+    if (releasePages && ARENA_DATA_SEGMENT.test(name)) native.shmReleasePages(name);
     if (native.shmUnlink(name)) removed.push(name);
   }
   if (removed.length > 0) logger?.info({ prefix, removed }, 'removed scope objects');

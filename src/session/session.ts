@@ -417,9 +417,9 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.listenerCount('hosed') > 0) this.emit('hosed', err);
   }
 
-  private removeSharedObjects(): void {
+  private removeSharedObjects(releasePages = false): void {
     try {
-      removeSegmentsWithPrefix(this.parts.scopePrefix, this.logger);
+      removeSegmentsWithPrefix(this.parts.scopePrefix, this.logger, releasePages);
     } catch (err) {
       this.logger.warn({ err }, 'could not remove session objects');
     }
@@ -458,19 +458,21 @@ export class Session extends EventEmitter<SessionEvents> {
       if (ownsAppArena) releaseAppArena(appArena);
     });
     if (!faulted) {
-      this.removeSharedObjects();
       // Say goodbye and wait (bounded) for the peer's own end: destroying at once would make the peer's
       // next write fail with EPIPE before it read our CLOSE, and it would take us for crashed.
-      await new Promise<void>((resolve) => {
-        if (socket.destroyed) return resolve();
-        const timer = setTimeout(resolve, 1000);
+      const peerEnded = await new Promise<boolean>((resolve) => {
+        if (socket.destroyed) return resolve(false);
+        const timer = setTimeout(() => resolve(false), 1000);
         timer.unref();
         socket.once('close', () => {
           clearTimeout(timer);
-          resolve();
+          resolve(true);
         });
         this.step('ending the master socket failed', () => socket.end());
       });
+      // The peer closes its arena instances before it ends its socket: once it has, the session's memory can
+      // go back to the kernel at once, not when the last mapping is garbage-collected.
+      this.removeSharedObjects(peerEnded);
     }
     this.step('destroying the master socket failed', () => socket.destroy());
     this.move('closed');

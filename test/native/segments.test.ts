@@ -14,6 +14,21 @@ import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js'
 const created = trackCreated();
 
 describe('segments', () => {
+  it('releases a segment\'s pages at once, mapped or not: mappings then read zeros', () => {
+    const name = created.segment('release');
+    native.shmCreate(name, 8 << 20, 0o600);
+    const view = new Uint8Array(native.shmMap(name));
+    view[5 << 20] = 42;
+    expect(statSync(`/dev/shm/${name}`).blocks).toBeGreaterThanOrEqual((8 << 20) / 512); // reserved at create
+    expect(native.shmReleasePages(name)).toBe(true);
+    expect(statSync(`/dev/shm/${name}`).blocks).toBe(0); // given back, although still mapped here
+    expect(statSync(`/dev/shm/${name}`).size).toBe(8 << 20);
+    expect(view[5 << 20]).toBe(0);
+    native.shmUnlink(name);
+    expect(native.shmReleasePages(name)).toBe(false);
+  });
+
+
   it('creates, sizes, lists, grows and unlinks a segment with the exact mode', () => {
     const name = created.segment('life');
     native.shmCreate(name, 10_000, 0o640);
