@@ -8,20 +8,20 @@ import type { Block, Handle } from '../arena/index.js';
 import { parseResourceName } from '../cleanup/names.js';
 import type { CloseReason } from '../close-reason.js';
 import { ShmxError, TimeoutError } from '../errors.js';
-import { Channel, DELIVERY_BATCH, type ChannelLink, type CloseHow } from './channel.js';
+import { Channel, type ChannelLink, type CloseHow } from './channel.js';
+import { DeliveryLoop } from './delivery-loop.js';
 import { discardUnread } from './discard.js';
 import type { ChannelHost, SessionChild } from './host.js';
 import { MqTransport, queueNames, type MqChannelOptions } from './mq-transport.js';
 import { checkRingCapacity } from './ring.js';
 import { formatRingPair, ringPairBytes, ShmTransport } from './shm-transport.js';
+import type { ChannelSettings, OpenChannelOptions } from './settings.js';
 import { SocketTransport } from './socket-transport.js';
 import type { Transport, TransportKind } from './transport.js';
-import { nowMicros, Wakeup } from './wakeup.js';
+import { Wakeup } from './wakeup.js';
 
 const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6, Credit: 7, WantCredit: 8 } as const;
 const FRAME_HEAD = 8;
-/** Longest stretch of microtask-driven polling (spin mode) before the event loop gets a turn. */
-const SPIN_TURN_MS = 1;
 /**
  * CLOSE body flag: the sender never read or wrote its end (it had abandoned the open when the late ACCEPT
  * came), so the receiver is the last to see both directions and takes back what either carries.
@@ -29,52 +29,6 @@ const SPIN_TURN_MS = 1;
 const CLOSE_UNREAD = 1;
 /** Close reasons after which the peer will never read again: what we sent and it did not read is ours to undo. */
 const PEER_GONE: ReadonlySet<CloseReason> = new Set<CloseReason>(['peer-crashed', 'keepalive-timeout', 'protocol-error']);
-
-/** Options of {@link ChannelMux.open} (and `session.openChannel`). */
-export interface OpenChannelOptions {
-  /** Anything JSON-serialisable: tells the peer what the channel is for. */
-  metadata?: unknown;
-  /** Default `shm`. */
-  transport?: TransportKind;
-  /** shm: bytes per direction, a power of two (default 64 KiB). */
-  ringCapacity?: number;
-  /**
-   * This side never parks while this channel is open — it polls on every event-loop turn for lowest latency
-   * (see {@link Channel.setSpin}). Local only: the accepting side opts in with `channel.setSpin(true)`.
-   */
-  spin?: boolean;
-  /** Receive small plain messages as views valid only during the 'message' listener (see Channel.setMessageViews). */
-  messageViews?: boolean;
-  /** mq: queue attributes. */
-  mq?: MqChannelOptions;
-  /**
-   * Reject with TimeoutError if the peer has not accepted in time — counting from the call, including the
-   * wait for the peer's channel layer to be ready. Default 5000 ms.
-   */
-  timeoutMs?: number;
-}
-
-/** Session-wide channel settings. */
-export interface ChannelSettings {
-  /** Longest an idle receiver polls before it parks, in µs (it polls only while messages usually come
-   *  sooner than that, probing now and then). Default 100. */
-  spinMicros: number;
-  /** Largest message on the `socket` transport. */
-  maxSocketMessage: number;
-}
-
-/** Fills in and checks channel settings. */
-export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
-  const spinMicros = partial.spinMicros ?? 100;
-  const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
-  if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
-    throw new RangeError('spinMicros must be between 0 and 1e6');
-  }
-  if (!Number.isInteger(maxSocketMessage) || maxSocketMessage < 4096 || maxSocketMessage > 2 ** 31) {
-    throw new RangeError('maxSocketMessage must be an integer between 4096 and 2^31');
-  }
-  return { spinMicros, maxSocketMessage };
-}
 
 /** What a channel-accepting session offers the multiplexer on top of ChannelHost. */
 export interface MuxHost extends ChannelHost {
@@ -110,6 +64,7 @@ export class ChannelMux implements ChannelLink {
   readonly host: MuxHost;
   private readonly settings: ChannelSettings;
   private readonly wakeup: Wakeup;
+  private readonly delivery: DeliveryLoop;
   private readonly channels = new Map<number, Channel>();
   private list: Channel[] = [];
   /** Opens waiting for the peer's channel hello. */
@@ -130,23 +85,20 @@ export class ChannelMux implements ChannelLink {
   /** The peer opened a channel and the app's handler runs (hosts without hasChannelListener). */
   private accepting: { id: number; closed?: Transport } | undefined;
   private nextId = 1;
-  private draining = false;
-  private scheduled = false;
-  /** When the current spin-mode turn began (ms, performance.now()). */
-  private turnStarted = 0;
-  private microHops = 0;
-  /** When we last ran out of work (µs, nowMicros()), and the smoothed gap until the next message. */
-  private idleSince = 0;
-  private gapEwma: number;
-  private idleProbe = 0;
   private isClosed = false;
 
   constructor(host: MuxHost, settings: ChannelSettings) {
     this.host = host;
     this.settings = settings;
-    this.wakeup = new Wakeup(host.sessionArenaForChannels, host.bellName, host.peerBellPrefix, () => this.onRing(),
+    this.wakeup = new Wakeup(host.sessionArenaForChannels, host.bellName, host.peerBellPrefix, () => this.delivery.onRing(),
       host.logger);
-    this.gapEwma = settings.spinMicros / 2;
+    this.delivery = new DeliveryLoop({
+      channels: () => this.list,
+      spinning: () => this.spinners.size > 0,
+      wakeup: this.wakeup,
+      settings,
+      fault: (err) => host.fault(err),
+    });
     this.sendOp(Op.Hello, 0, Buffer.from(JSON.stringify(this.wakeup.hello())));
   }
 
@@ -208,8 +160,8 @@ export class ChannelMux implements ChannelLink {
         open.ring = p.lent;
       } else if (p.kind === 'mq') {
         const names = queueNames(this.host.localScopePrefix, id);
-        p.transport = MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.drainAll(),
-          () => this.drainAll());
+        p.transport = MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.delivery.run(),
+          () => this.delivery.run());
         open.queues = names;
       } else {
         p.transport = this.socketTransport(id);
@@ -266,7 +218,7 @@ export class ChannelMux implements ChannelLink {
         const t = this.socketTransports.get(id);
         if (t !== undefined) {
           t.push(tag, requestId, body.subarray(8));
-          this.schedule();
+          this.delivery.schedule();
           return;
         }
         if (this.channels.has(id)) throw new ShmxError('EPROTO', `data frame for non-socket channel ${id}`);
@@ -321,7 +273,7 @@ export class ChannelMux implements ChannelLink {
         throw new ShmxError('EPROTO', `channel ${id}: queue names outside this session`);
       }
       try {
-        transport = MqTransport.open(names as [string, string], () => this.drainAll(), () => this.drainAll());
+        transport = MqTransport.open(names as [string, string], () => this.delivery.run(), () => this.delivery.run());
       } catch (err) {
         // Our resources (descriptors, permissions), not the peer's fault: refuse this channel only.
         const e = err as Error & { code?: string };
@@ -369,7 +321,7 @@ export class ChannelMux implements ChannelLink {
       this.sendOp(Op.Accept, id);
       if (accepting.closed !== undefined) this.closeAndLinger(id, accepting.closed);
     }
-    this.schedule();
+    this.delivery.schedule();
   }
 
   /** Hands a channel to the app; an exception from its handler is the app's, not the peer's. */
@@ -412,7 +364,7 @@ export class ChannelMux implements ChannelLink {
     if (p.spin) channel.setSpin(true);
     if (p.messageViews) channel.setMessageViews(true);
     p.resolve(channel);
-    this.schedule();
+    this.delivery.schedule();
   }
 
   private onReject(id: number, r: Record<string, unknown>): void {
@@ -519,7 +471,7 @@ export class ChannelMux implements ChannelLink {
   }
 
   consumerAppeared(): void {
-    this.schedule();
+    this.delivery.schedule();
   }
 
   setSpin(channel: Channel, on: boolean): void {
@@ -529,7 +481,7 @@ export class ChannelMux implements ChannelLink {
     }
     if (!this.channels.has(channel.id)) return;
     this.spinners.add(channel);
-    this.schedule();
+    this.delivery.schedule();
   }
 
   closed(channel: Channel, reason: CloseReason, how: CloseHow, transport: Transport): void {
@@ -604,6 +556,7 @@ export class ChannelMux implements ChannelLink {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.delivery.close();
     const closed = () => new ShmxError('ECLOSED', 'session closed');
     for (const p of this.awaitingHello) {
       clearTimeout(p.timer);
@@ -621,125 +574,8 @@ export class ChannelMux implements ChannelLink {
     }
   }
 
-  // ---- delivery ----
-
   private assertOpen(): void {
     if (this.isClosed) throw new ShmxError('ECLOSED', 'session is closed');
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.isClosed) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.turnStarted = performance.now();
-      this.drainAll();
-    });
-  }
-
-  private anyWaiting(): boolean {
-    for (const c of this.list) if (c.readable && c.wantsMessages) return true;
-    return false;
-  }
-
-  /**
-   * Delivers what is waiting (a bounded batch), then returns so that the app's promise continuations — its
-   * replies — run before we look again.
-   */
-  private drainAll(): void {
-    if (this.draining || this.isClosed) return;
-    this.draining = true;
-    this.wakeup.unpark(); // busy: senders need not ring until we park again
-    let delivered = 0;
-    try {
-      for (let budget = 4 * DELIVERY_BATCH; budget > 0;) {
-        let pass = 0;
-        for (const c of this.list) {
-          if (c.readable) pass += c.pump(DELIVERY_BATCH);
-          c.checkDrain();
-        }
-        if (pass === 0 || this.isClosed) break;
-        delivered += pass;
-        budget -= pass;
-      }
-    } catch (err) {
-      this.host.fault(err instanceof ShmxError ? err : new ShmxError('ECHANNELCORRUPT', String(err), { cause: err }));
-      return;
-    } finally {
-      this.draining = false;
-    }
-    if (delivered === 0) {
-      this.idle();
-    } else if (this.spinners.size > 0 && performance.now() - this.turnStarted < SPIN_TURN_MS) {
-      // Spin mode: look again from a microtask queued behind the app's continuations (its next send), so a
-      // round trip needs no event-loop turn; after SPIN_TURN_MS the loop gets its turn.
-      this.microHops = 0;
-      queueMicrotask(this.idleHop);
-    } else {
-      this.schedule();
-    }
-  }
-
-  /** Lets pending microtasks (the app's `await` chains) run a few times before spinning. */
-  private readonly idleHop = (): void => {
-    if (this.anyWaiting()) this.drainAll();
-    else if (++this.microHops < 8) queueMicrotask(this.idleHop);
-    else this.idle();
-  };
-
-  /**
-   * Nothing to deliver. Spin while the gap to the next message is likely short (adaptive: about twice the
-   * recent idle-to-message gap, at most `spinMicros`; always 50 µs turns with a spinning channel open), then
-   * publish parked=1, look once more — a sender that wrote before seeing it did not ring — and sleep until the
-   * doorbell.
-   */
-  private idle(): void {
-    if (this.isClosed) return;
-    const spinning = this.spinners.size > 0;
-    this.idleSince = nowMicros();
-    const budget = spinning ? 50 : this.spinBudget();
-    if (this.spin(budget)) {
-      this.learnGap(nowMicros() - this.idleSince);
-      this.drainAll();
-      return;
-    }
-    if (spinning) {
-      this.schedule();
-      return;
-    }
-    this.wakeup.park();
-    if (this.anyWaiting()) this.drainAll();
-  }
-
-  /** The doorbell rang: learn how long we were idle before the peer wrote, then deliver. */
-  private onRing(): void {
-    const rang = this.wakeup.lastRang;
-    if (this.idleSince > 0 && rang > this.idleSince) this.learnGap(rang - this.idleSince);
-    this.drainAll();
-  }
-
-  private learnGap(micros: number): void {
-    this.gapEwma = 0.75 * this.gapEwma + 0.25 * Math.min(micros, 10 * this.settings.spinMicros + 1);
-  }
-
-  /** µs to spin before parking: worth it only when messages usually follow within `spinMicros`. */
-  private spinBudget(): number {
-    const max = this.settings.spinMicros;
-    if (this.gapEwma <= max) return Math.min(max, 2 * this.gapEwma + 1);
-    // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: probe
-    // now and then with the full budget, so dense traffic finds its way back to staying hot.
-    return (++this.idleProbe & 15) === 0 ? max : 0;
-  }
-
-  /** Busy-waits up to `micros` for a message; true when one arrived. Reads the clock every 64 polls: it costs
-   *  more than a poll. */
-  private spin(micros: number): boolean {
-    if (micros <= 0) return false;
-    const until = performance.now() + micros / 1000;
-    for (;;) {
-      for (let i = 0; i < 64; i++) if (this.anyWaiting()) return true;
-      if (performance.now() >= until) return false;
-    }
   }
 
   private sendOp(op: number, id: number, ...parts: Uint8Array[]): void {

@@ -1,0 +1,51 @@
+/**
+ * What a channel is opened with, and the session-wide channel settings.
+ */
+import type { MqChannelOptions } from './mq-transport.js';
+import type { TransportKind } from './transport.js';
+
+/** Options of {@link ChannelMux.open} (and `session.openChannel`). */
+export interface OpenChannelOptions {
+  /** Anything JSON-serialisable: tells the peer what the channel is for. */
+  metadata?: unknown;
+  /** Default `shm`. */
+  transport?: TransportKind;
+  /** shm: bytes per direction, a power of two (default 64 KiB). */
+  ringCapacity?: number;
+  /**
+   * This side never parks while this channel is open — it polls on every event-loop turn for lowest latency
+   * (see {@link Channel.setSpin}). Local only: the accepting side opts in with `channel.setSpin(true)`.
+   */
+  spin?: boolean;
+  /** Receive small plain messages as views valid only during the 'message' listener (see Channel.setMessageViews). */
+  messageViews?: boolean;
+  /** mq: queue attributes. */
+  mq?: MqChannelOptions;
+  /**
+   * Reject with TimeoutError if the peer has not accepted in time — counting from the call, including the
+   * wait for the peer's channel layer to be ready. Default 5000 ms.
+   */
+  timeoutMs?: number;
+}
+
+/** Session-wide channel settings. */
+export interface ChannelSettings {
+  /** Longest an idle receiver polls before it parks, in µs (it polls only while messages usually come
+   *  sooner than that, probing now and then). Default 100. */
+  spinMicros: number;
+  /** Largest message on the `socket` transport. */
+  maxSocketMessage: number;
+}
+
+/** Fills in and checks channel settings. */
+export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
+  const spinMicros = partial.spinMicros ?? 100;
+  const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
+  if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
+    throw new RangeError('spinMicros must be between 0 and 1e6');
+  }
+  if (!Number.isInteger(maxSocketMessage) || maxSocketMessage < 4096 || maxSocketMessage > 2 ** 31) {
+    throw new RangeError('maxSocketMessage must be an integer between 4096 and 2^31');
+  }
+  return { spinMicros, maxSocketMessage };
+}
