@@ -94,7 +94,15 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.metadata = metadata;
     this.init = init;
     (this as EventEmitter).on('newListener', (event: string) => {
-      if (event === 'message') queueMicrotask(() => this.consumerAppeared());
+      if (event === 'message') {
+        queueMicrotask(() => {
+          // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
+          while (this.inbox.length > 0 && this.listenerCount('message') > 0 && this.waiters.length === 0) {
+            this.dispatch(this.inbox.shift()!);
+          }
+          this.consumerAppeared();
+        });
+      }
     });
   }
 

@@ -23,6 +23,11 @@ export interface BridgeArenas {
   app: string;
 }
 
+/** Messages handed to the Worker and not yet taken by its app, at most. */
+const WINDOW = 256;
+/** The Worker acknowledges what its app took in batches of this many. */
+const ACK_EVERY = 32;
+
 type ToWorker =
   | { kind: 'hello'; channelId: number; metadata: unknown; arenas: BridgeArenas }
   | { kind: 'message'; token: number; request: boolean; bytes?: Uint8Array; buffer?: SharedArrayBuffer; offset?: number; length?: number }
@@ -33,6 +38,7 @@ type FromWorker =
   | { kind: 'send'; id: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas; request?: boolean }
   | { kind: 'reply'; id: number; token: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }
   | { kind: 'release'; token: number }
+  | { kind: 'consumed'; count: number }
   | { kind: 'close' };
 
 /**
@@ -82,7 +88,18 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
     ).finally(p.done);
   };
 
-  channel.on('message', (m) => post(toWorker(m)));
+  // Backpressure across the hop: at most WINDOW messages handed over and not yet taken by the Worker's app.
+  // Past that this thread stops taking from the channel, so the ring fills and the peer's sends wait.
+  let outstanding = 0;
+  let paused = false;
+  const onMessage = (m: Message) => {
+    post(toWorker(m));
+    if (++outstanding >= WINDOW && !paused) {
+      paused = true;
+      channel.off('message', onMessage);
+    }
+  };
+  channel.on('message', onMessage);
   channel.once('close', (reason) => {
     for (const m of held.values()) m.release();
     held.clear();
@@ -103,6 +120,13 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
       case 'release':
         held.get(m.token)?.release();
         held.delete(m.token);
+        return;
+      case 'consumed':
+        outstanding = Math.max(0, outstanding - m.count);
+        if (paused && outstanding <= WINDOW / 2 && channel.state === 'open') {
+          paused = false;
+          channel.on('message', onMessage);
+        }
         return;
       case 'close':
         channel.close();
@@ -149,6 +173,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private readonly arenas = new Map<keyof BridgeArenas, Arena>();
   /** Messages that arrived before anyone listened: delivered, in order, to the first listener. */
   private readonly early: WorkerMessage[] = [];
+  private unacked = 0;
   private hello: (ToWorker & { kind: 'hello' }) | undefined;
   private readonly ready: Promise<void>;
   private nextId = 1;
@@ -161,7 +186,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     (this as EventEmitter).on('newListener', (event: string) => {
       if (event === 'message' && this.early.length > 0) {
         queueMicrotask(() => {
-          for (const m of this.early.splice(0)) this.emit('message', m);
+          while (this.early.length > 0 && this.listenerCount('message') > 0) this.handOut(this.early.shift()!);
         });
       }
     });
@@ -242,8 +267,25 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   }
 
   private deliver(m: WorkerMessage): void {
-    if (this.listenerCount('message') > 0 && this.early.length === 0) this.emit('message', m);
+    if (this.listenerCount('message') > 0 && this.early.length === 0) this.handOut(m);
     else this.early.push(m);
+  }
+
+  /** Gives a message to the app and, now and then, tells the other thread how many were taken. */
+  private handOut(m: WorkerMessage): void {
+    try {
+      this.emit('message', m);
+    } finally {
+      if (++this.unacked >= ACK_EVERY) {
+        this.port.postMessage({ kind: 'consumed', count: this.unacked } satisfies FromWorker);
+        this.unacked = 0;
+      }
+    }
+  }
+
+  /** Messages waiting for a listener (bounded by the bridge's window). */
+  get waiting(): number {
+    return this.early.length;
   }
 
   private toMessage(m: ToWorker & { kind: 'message' }): WorkerMessage {

@@ -41,6 +41,23 @@ describe('channels in worker_threads', () => {
     expect(session.sessionArena.stats().liveBlocks).toBeLessThan(10);
   });
 
+  it('holds a flooding peer back while the Worker does not take messages, then delivers all in order', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'flood' } });
+    const port = session.channelToWorker(channel);
+    const total = 5000;
+    const worker = tsWorker(new URL('../fixtures/channel-worker-flood.ts', import.meta.url), {
+      workerData: { port, total }, transferList: [port],
+    });
+    const result = await new Promise<{ waitingWhileIdle: number; count: number; inOrder: boolean }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(result.waitingWhileIdle).toBeGreaterThan(0);
+    expect(result.waitingWhileIdle).toBeLessThanOrEqual(256); // the bridge's window, not the whole flood
+    expect(result).toMatchObject({ count: total, inOrder: true });
+    await worker.terminate();
+  });
+
   it('refuses a channel that already has a listener on this thread', async () => {
     const channel = await session.openChannel({ metadata: { mode: 'echo' } });
     channel.on('message', () => {});
