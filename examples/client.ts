@@ -31,7 +31,7 @@ class TraderSession {
     const reply = await work.request(block);
     const bigUs = (performance.now() - started) * 1000;
     const answer = JSON.parse(Buffer.from(reply.bytes).toString()) as { values: number };
-    say(`64 MiB by handle: ${bigUs.toFixed(1)} µs round trip; the server read ${answer.values.toLocaleString()} doubles in place`);
+    say(`64 MiB by handle: ${bigUs.toFixed(1)} µs round trip, including the server sampling its ${answer.values.toLocaleString()} doubles in place (first touch of every page)`);
     block.release();
 
     // App-scope data: the server's price table, read where it lies.
