@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
 import { resolveChannelSettings, type ChannelSettings, type OpenChannelOptions } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
+import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { AbortError, ShmxError, TimeoutError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { native, type PeerCredentials } from '../native.js';
@@ -47,6 +48,8 @@ export interface ConnectOptions {
   initChannels?: OpenChannelOptions[];
   /** Channel settings (spin time before parking, socket message limit). */
   channels?: Partial<ChannelSettings>;
+  /** Period of this process's sweep of the server app's stale objects, started by its first session. Default 30 s. */
+  sweepIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -223,6 +226,8 @@ export class ClientSession {
           logger,
         });
         session.logger.info({ peer: session.peer }, 'session opened');
+        // From now on this process also sweeps the server app's stale objects now and then.
+        sweepPeriodically(serverApp, logger, options.sweepIntervalMs);
         return session;
       };
     });

@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
 import { resolveChannelSettings, type ChannelSettings } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
+import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
@@ -125,7 +126,6 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private iterated = false;
   private listener: Server | undefined;
   private lock: { release(): Promise<void> } | undefined;
-  private sweepTimer: NodeJS.Timeout | undefined;
   private nextSession = 1;
   private closing: Promise<void> | undefined;
 
@@ -198,14 +198,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     });
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
-    this.sweepTimer = setInterval(() => {
-      try {
-        sweepStale({ serverApp: this.serverApp, logger: this.logger });
-      } catch (err) {
-        this.logger.warn({ err }, 'periodic sweep failed');
-      }
-    }, this.options.sweepIntervalMs ?? 30_000);
-    this.sweepTimer.unref();
+    sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
     this.logger.info({ socket: this.socketPath }, 'session server listening');
   }
 
@@ -440,7 +433,6 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     for (const p of [...this.pending]) this.fail(p, { code: 'ESHUTDOWN', reason: 'server is shutting down' });

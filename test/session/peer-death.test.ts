@@ -75,6 +75,20 @@ describe('peer death', () => {
     expect(() => session.sessionArena).toThrow(expect.objectContaining({ code: 'EHOSED' }));
   });
 
+  it('a server SIGKILLed while no session is open is swept by a client that talked to it before', async () => {
+    const t = testUniverse();
+    const srv = new Child('session-server.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
+    children.push(srv);
+    await srv.waitFor('listening');
+    const session = await ClientSession.connect({
+      universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp, sweepIntervalMs: 100,
+    });
+    await session.close(); // graceful: no fault, so nothing is swept on that path
+    expect((await shmObjectsOf(t.serverApp)).some((n) => n.startsWith('shmx.aa.'))).toBe(true);
+    await srv.kill('SIGKILL'); // its app arena has no survivor to notice
+    await vi.waitFor(async () => expect(await shmObjectsOf(t.serverApp)).toEqual([]), { timeout: 3000, interval: 50 });
+  });
+
   it('a SIGSTOPped client is detected by the keep-alive within the idle timeout', async () => {
     const { c, session } = await serverWithChildClient({ keepAlive: { intervalMs: 50, timeoutMs: 300 } });
     // Alive and quiet: keep-alives keep it open past the timeout.

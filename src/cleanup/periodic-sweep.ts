@@ -1,0 +1,23 @@
+/**
+ * Periodic sweeps: every process that takes part in sessions of a server app sweeps that app's stale objects
+ * now and then, for as long as it runs — so objects of a process that died while nobody was connected to it
+ * are removed by whoever is still around, not only by the next server to start. One unref'd timer per app.
+ */
+import type { Logger } from '../log.js';
+import { sweepStale } from './sweep.js';
+
+const timers = new Map<string, NodeJS.Timeout>();
+
+/** Sweeps `serverApp`'s stale objects every `intervalMs` from now on (once per app, whoever asks first). */
+export function sweepPeriodically(serverApp: string, logger: Logger, intervalMs = 30_000): void {
+  if (timers.has(serverApp)) return;
+  const timer = setInterval(() => {
+    try {
+      sweepStale({ serverApp, logger });
+    } catch (err) {
+      logger.warn({ err, serverApp }, 'periodic sweep failed');
+    }
+  }, intervalMs);
+  timer.unref(); // never keeps the process alive
+  timers.set(serverApp, timer);
+}
