@@ -65,11 +65,13 @@ export class Child {
     return this.exited;
   }
 
-  /** Kills the child if it still runs (for afterEach). */
+  /** Ends the child if it still runs (for afterEach): SIGTERM first — fixtures shut down gracefully on it, so a
+   *  failed test leaves nothing behind — and SIGKILL if it is still there after 2 s (stopped, hung). */
   async stop(): Promise<void> {
-    if (this.process.exitCode === null && this.process.signalCode === null) {
-      this.process.kill('SIGKILL');
-      await this.exited;
-    }
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    this.process.kill('SIGTERM');
+    const timer = setTimeout(() => this.process.kill('SIGKILL'), 2000);
+    await this.exited;
+    clearTimeout(timer);
   }
 }
