@@ -98,7 +98,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         queueMicrotask(() => {
           // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
           while (this.inbox.length > 0 && this.listenerCount('message') > 0 && this.waiters.length === 0) {
-            this.dispatch(this.inbox.shift()!);
+            this.emitMessage(this.inbox.shift()!);
           }
           this.consumerAppeared();
         });
@@ -124,7 +124,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /**
    * Message views (receiving side, a local choice): a plain message copied into the channel (not a block, not a
    * request or reply) is handed to 'message' listeners as a view of the shared ring instead of a private copy.
-   * The view is valid only until the listener returns — copy what you keep. Saves the copy-out per message,
+   * The view is valid only until the listener returns (and not past a `close()` made inside it) — copy what you
+   * keep. Saves the copy-out per message,
    * which is most of a small message's receive cost. Messages for `for await` are always copies.
    */
   setMessageViews(on: boolean): void {
@@ -427,15 +428,25 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       return;
     }
     if (this.listenerCount('message') > 0) {
-      try {
-        this.emit('message', message);
-        this.link.host.countSuccess();
-      } catch (err) {
-        this.link.host.countError(err);
+      if (this.inbox.length === 0) {
+        this.emitMessage(message);
+        return;
       }
+      // Earlier messages still wait in the inbox (they came while nobody listened): they go first.
+      this.inbox.push(message);
+      while (this.inbox.length > 0 && this.listenerCount('message') > 0) this.emitMessage(this.inbox.shift()!);
       return;
     }
     this.inbox.push(message);
+  }
+
+  private emitMessage(message: Message): void {
+    try {
+      this.emit('message', message);
+      this.link.host.countSuccess();
+    } catch (err) {
+      this.link.host.countError(err);
+    }
   }
 
   private finish(reason: CloseReason, how: CloseHow): void {

@@ -55,11 +55,14 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   const post = (m: ToWorker) => port.postMessage(m);
   const toWorker = (m: Message): ToWorker & { kind: 'message' } => {
     const token = nextToken++;
-    held.set(token, m);
+    // Held here until the Worker releases a block or answers a request; copied messages need nothing.
+    if (m.block !== undefined || m.isRequest) held.set(token, m);
     if (m.block !== undefined) {
       return { kind: 'message', token, request: m.isRequest, buffer: m.block.buffer, offset: m.block.offset, length: m.block.length };
     }
-    return { kind: 'message', token, request: m.isRequest, bytes: m.bytes };
+    // An exact copy: the bytes may be a view of the ring (message views) or a slice of a shared pool buffer,
+    // and structured clone would alias or drag along the whole underlying buffer.
+    return { kind: 'message', token, request: m.isRequest, bytes: Uint8Array.from(m.bytes) };
   };
   const arenaOf = (name: keyof BridgeArenas | undefined) => (name === 'app' ? appArena : sessionArena);
   /** A block the Worker lent us: borrow it for the send, let go once it went out (the channel lends on). */
@@ -100,6 +103,8 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
     }
   };
   channel.on('message', onMessage);
+  // The Worker ended (terminated, crashed, or closed the port): its end of the channel goes with it.
+  port.once('close', () => channel.close());
   channel.once('close', (reason) => {
     for (const m of held.values()) m.release();
     held.clear();
@@ -114,7 +119,9 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
       case 'reply': {
         const request = held.get(m.token);
         if (request === undefined) return fail(m.id, new ShmxError('ESTALEHANDLE', 'no such request'));
-        forward(m, (data) => request.replyAsync(data));
+        forward(m, (data) => request.replyAsync(data).finally(() => {
+          if (request.block === undefined) held.delete(m.token); // answered; a block waits for its release
+        }));
         return;
       }
       case 'release':
@@ -151,8 +158,12 @@ export class WorkerMessage {
 
   /** Lets the owning thread release the block (no-op for copied messages). Idempotent. */
   release(): void {
+    if (!this.isBlock || this.released) return;
+    this.released = true;
     this.end.releaseToken(this.token);
   }
+
+  private released = false;
 
   /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}). */
   reply(data: Uint8Array | Block): Promise<void> {
@@ -169,7 +180,6 @@ interface WorkerChannelEvents {
 /** The Worker's end of a bridged channel. Construct it with the port from {@link bridgeToWorker}. */
 export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private readonly pending = new Map<number, { resolve: (v: WorkerMessage | undefined) => void; reject: (e: Error) => void }>();
-  private readonly released = new Set<number>();
   private readonly arenas = new Map<keyof BridgeArenas, Arena>();
   /** Messages that arrived before anyone listened: delivered, in order, to the first listener. */
   private readonly early: WorkerMessage[] = [];
@@ -256,8 +266,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
 
   /** @internal */
   releaseToken(token: number): void {
-    if (this.released.has(token) || this.closeReason !== undefined) return;
-    this.released.add(token);
+    if (this.closeReason !== undefined) return;
     this.port.postMessage({ kind: 'release', token } satisfies FromWorker);
   }
 

@@ -70,6 +70,10 @@ export class ClientSession {
     const socketPath = universe.socketPath(serverApp);
     const timeoutMs = options.timeoutMs ?? 5000;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new RangeError('timeoutMs must be a positive integer');
+    const sweepMs = options.sweepIntervalMs;
+    if (sweepMs !== undefined && (!Number.isFinite(sweepMs) || sweepMs < 100)) {
+      throw new RangeError('sweepIntervalMs must be at least 100 ms');
+    }
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new TypeError('signal must be an AbortSignal');
     }

@@ -147,6 +147,9 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       shutdownTimeoutMs: positive(options.shutdownTimeoutMs, 'shutdownTimeoutMs', 2000),
       maxConsecutiveErrors: positive(options.maxConsecutiveErrors, 'maxConsecutiveErrors', 16),
     };
+    if (options.sweepIntervalMs !== undefined && (!Number.isFinite(options.sweepIntervalMs) || options.sweepIntervalMs < 100)) {
+      throw new RangeError('sweepIntervalMs must be at least 100 ms');
+    }
     this.keepAlive = {
       intervalMs: positive(options.keepAlive?.intervalMs, 'keepAlive.intervalMs', 1000),
       timeoutMs: positive(options.keepAlive?.timeoutMs, 'keepAlive.timeoutMs', 3000),

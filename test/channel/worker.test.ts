@@ -41,10 +41,11 @@ describe('channels in worker_threads', () => {
     expect(session.sessionArena.stats().liveBlocks).toBeLessThan(10);
   });
 
-  it('holds a flooding peer back while the Worker does not take messages, then delivers all in order', async () => {
-    const channel = await session.openChannel({ metadata: { mode: 'flood' } });
+  it.each([false, true])('holds a flooding peer back while the Worker does not take messages, then delivers all in order (message views: %s)', async (messageViews) => {
+    // A 4 KiB ring wraps hundreds of times: a message that aliased the ring would show another one's number.
+    const channel = await session.openChannel({ metadata: { mode: 'flood' }, messageViews, ringCapacity: 4096 });
     const port = session.channelToWorker(channel);
-    const total = 5000;
+    const total = 20000;
     const worker = tsWorker(new URL('../fixtures/channel-worker-flood.ts', import.meta.url), {
       workerData: { port, total }, transferList: [port],
     });
@@ -56,6 +57,18 @@ describe('channels in worker_threads', () => {
     expect(result.waitingWhileIdle).toBeLessThanOrEqual(256); // the bridge's window, not the whole flood
     expect(result).toMatchObject({ count: total, inOrder: true });
     await worker.terminate();
+  });
+
+  it('closes the channel when the Worker goes away without closing it', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    const port = session.channelToWorker(channel);
+    const worker = tsWorker(new URL('../fixtures/channel-worker-idle.ts', import.meta.url), {
+      workerData: { port }, transferList: [port],
+    });
+    await new Promise((resolve) => worker.once('message', resolve));
+    const closed = new Promise<string>((resolve) => channel.once('close', resolve));
+    await worker.terminate();
+    expect(await closed).toBe('local-close');
   });
 
   it('refuses a channel that already has a listener on this thread', async () => {
