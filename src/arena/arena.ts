@@ -25,6 +25,7 @@ import {
   headerBytes,
   headerName,
   headerWords,
+  MAX_SEGMENTS,
   MAX_UNITS,
   NAME_RE,
   PID_TOKEN,
@@ -66,7 +67,8 @@ export interface ArenaCreateOptions extends ArenaOpenOptions {
   maxBytes: number;
   /** Size of the first data segment, created now. Default: `growChunk`. 0 creates none until needed. */
   initialBytes?: number;
-  /** Minimum size of each further segment. Default: min(maxBytes, 8 MiB). */
+  /** Minimum size of each further segment. Default: min(maxBytes, 8 MiB). Raised when needed so that maxBytes
+   *  stays reachable within the arena's 64 segments. */
   growChunk?: number;
   /** Permission bits of the segments. Default 0o600. */
   mode?: number;
@@ -211,6 +213,9 @@ export class Arena {
     const initialBytes =
       o.initialBytes === undefined ? growUnits * UNIT : checkByteCount(o.initialBytes, 'options.initialBytes', 0, maxBytes);
     const initialUnits = Math.min(maxUnits, Math.ceil(initialBytes / UNIT));
+    // The segment table has MAX_SEGMENTS entries: grow in steps large enough that maxBytes stays reachable
+    // (a step too small would end in "all segments in use" long before maxBytes).
+    const reachableUnits = Math.max(growUnits, Math.ceil((maxUnits - initialUnits) / (MAX_SEGMENTS - (initialUnits > 0 ? 1 : 0))));
     const mode = o.mode === undefined ? 0o600 : checkByteCount(o.mode, 'options.mode', 0, 0o777);
 
     const hname = headerName(name);
@@ -223,7 +228,7 @@ export class Arena {
       Atomics.store(hdr, H_VERSION, ARENA_VERSION);
       Atomics.store(hdr, H_UNIT_SHIFT, UNIT_SHIFT);
       Atomics.store(hdr, H_MAX_UNITS, maxUnits);
-      Atomics.store(hdr, H_GROW_UNITS, growUnits);
+      Atomics.store(hdr, H_GROW_UNITS, Math.min(maxUnits, reachableUnits));
       Atomics.store(hdr, H_ID_LO, id[0]! | 0);
       Atomics.store(hdr, H_ID_HI, id[1]! | 0);
       Atomics.store(hdr, H_HEADER_WORDS, headerWords(maxUnits));

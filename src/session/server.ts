@@ -49,7 +49,8 @@ export interface SessionServerOptions {
   serverApp: string;
   /** Sessions open or opening at once; a connect over it is refused at once with ESESSIONLIMIT. Default 128. */
   maxSessions?: number;
-  /** Default 64 MiB max, 256 KiB reserved at open, grown 1 MiB at a time. */
+  /** Default 256 MiB max (reserved only as used: 256 KiB at open, then ≥ 1 MiB steps sized so the max stays
+   *  reachable — about 4 MiB here). Room for 1000 channels with default 64 KiB rings. */
   sessionArena?: ArenaSizing;
   /** Default 256 MiB max, 1 MiB initial. */
   appArena?: ArenaSizing;
@@ -288,7 +289,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const scope = sessionScopePrefix(me, this.serverApp, hello.clientApp, number);
     p.rollback.push(() => removeSegmentsWithPrefix(scope));
     // Reserving pages costs time at open and RAM for the session's life: start small, grow on demand.
-    const sizing = this.options.sessionArena ?? { maxBytes: 64 << 20, initialBytes: 256 << 10, growChunk: 1 << 20 };
+    const sizing = this.options.sessionArena ?? { maxBytes: 256 << 20, initialBytes: 256 << 10, growChunk: 1 << 20 };
     const sessionArena = Arena.create(sessionArenaName(me, this.serverApp, hello.clientApp, number), {
       ...sizing,
       mode,
