@@ -17,11 +17,8 @@ import { Block } from './block.js';
 import { arenaIdString, checkHandle, decodeHandle, type Handle } from './handle.js';
 import {
   H_CLASS_HEADS,
-  H_GROW_UNITS,
   H_ID_HI,
   H_ID_LO,
-  H_MAX_UNITS,
-  H_MODE,
   H_SEG_COUNT,
   H_SEG_TABLE,
   H_UNITS,

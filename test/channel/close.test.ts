@@ -3,11 +3,11 @@
  * and what happens to messages sent by handle that nobody read.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ClientSession, SessionServer, Universe, type Session } from '../../src/index.js';
+import { SessionServer, Universe, type Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { Child } from '../helpers/child.js';
 import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
-import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { testUniverse } from '../helpers/universe.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 
-import { Child, commandExists, expectClean, isRoot, root } from './helpers.js';
+import { commandExists, expectClean, isRoot, root, inPrivateMountNamespace } from './helpers.js';
 
 const canUnshare = isRoot && commandExists('unshare');
 
@@ -14,14 +14,9 @@ describe('ENOSPC', () => {
   it('shmCreate and shmGrow past the space fail with ENOSPC, leaving no segment and no SIGBUS', async (ctx) => {
     ctx.skip(!canUnshare, 'needs root and unshare(1) to mount a small tmpfs over /dev/shm in a private mount namespace');
     const script = join(root, 'test', 'fixtures', 'native-enospc.ts');
-    const child = new Child('unshare', [
-      '--mount',
-      '--propagation',
-      'private',
-      'sh',
-      '-c',
+    const child = inPrivateMountNamespace(
       `mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "${process.execPath}" --import tsx "${script}"`,
-    ]);
+    );
     const result = await child.exited;
     expectClean(result); // a SIGBUS would show as signal SIGBUS here
     const report = JSON.parse(result.stdout.split('\n').find((l) => l.startsWith('result '))!.slice(7)) as Record<

@@ -227,3 +227,8 @@ export function trackCreated(): Created {
   });
   return created;
 }
+
+/** Runs `shellScript` in a private mount namespace (root only): mounts made there never reach the host. */
+export function inPrivateMountNamespace(shellScript: string): Child {
+  return new Child('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shellScript]);
+}

@@ -6,7 +6,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 
 import { native, type NativeMessageQueue } from '../../src/native.js';
-import { Child, Created, commandExists, expectClean, isRoot, nobodyChild, nodeChild, childScript, thrown } from './helpers.js';
+import { Created, commandExists, expectClean, isRoot, nobodyChild, nodeChild, childScript, thrown, inPrivateMountNamespace } from './helpers.js';
 
 const created = new Created();
 const open: NativeMessageQueue[] = [];
@@ -160,17 +160,12 @@ describe('message queues', () => {
   it('mqList lists our queue where /dev/mqueue is mounted (in a private mount namespace)', async (ctx) => {
     ctx.skip(!isRoot || !commandExists('unshare'), 'needs root and unshare(1) for a private mount namespace');
       const q = create('nslist');
-      const child = new Child('unshare', [
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
+      const child = inPrivateMountNamespace(
         // /dev/mqueue does not exist here and the host's /dev must stay untouched: an empty tmpfs over /dev,
         // visible only in this mount namespace, gets the mount point.
         'mount -t tmpfs tmpfs /dev && mkdir /dev/mqueue && mount -t mqueue none /dev/mqueue && ' +
           `exec "${process.execPath}" --import tsx "${childScript}" mq-list shmx.t.nslist.`,
-      ]);
+      );
       const names = await child.json<string[]>('list');
       expectClean(await child.exited);
       expect(names).toContain(q.name);
