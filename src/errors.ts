@@ -37,7 +37,8 @@ export type ShmxCode =
   | 'EARENASLOTS'
   | 'ESTALEHANDLE'
   // native
-  | 'ENOMQUEUEFS';
+  | 'ENOMQUEUEFS'
+  | 'ENOADDON';
 
 /** Base class of every error shmx raises on purpose. */
 export class ShmxError extends Error {

@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ShmxError } from './errors.js';
 
 /** An error thrown by a failing system call in the addon. */
 export interface NativeError extends Error {
@@ -150,14 +151,79 @@ export interface NativeBinding {
   ringDoorbell(name: string): boolean;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
+// ---------------------------------------------------------------------------------------------------------
+// Loading. Importing shmx must not load the addon (types, Universe and name parsing work without it), so
+// `native` starts as a proxy: the first property read loads the binding, then re-points the exported
+// `native` binding at the real object, so later calls go straight to the addon without the proxy.
 
+/** src/native.ts and dist/native.js both sit one level below the package root. */
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Finds and loads the addon: `SHMX_ADDON` (a path to a `.node` file, e.g. the sanitizer build) when set, else
+ * node-gyp-build's rule — build/Release (a build from source) first, then the prebuild matching this
+ * platform, libc and NODE_MODULE_VERSION under prebuilds/.
+ */
 function loadBinding(): NativeBinding {
   const require = createRequire(import.meta.url);
-  // src/native.ts and dist/native.js both sit one level below the package root.
-  const path = process.env.SHMX_ADDON ?? join(here, '..', 'build', 'Release', 'shmx.node');
-  return require(path) as NativeBinding;
+  const override = process.env.SHMX_ADDON;
+  try {
+    if (override !== undefined && override !== '') return require(override) as NativeBinding;
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    return nodeGypBuild(packageRoot) as NativeBinding;
+  } catch (cause) {
+    throw addonError(cause, override);
+  }
 }
 
-/** The loaded addon. */
-export const native: NativeBinding = loadBinding();
+/** One error for every way loading can fail: what is missing or incompatible, and how to build it. */
+function addonError(cause: unknown, override: string | undefined): ShmxError {
+  const platform = `${process.platform}-${process.arch}`;
+  const runtime = `Node ${process.versions.node} (ABI ${process.versions.modules}, NODE_MODULE_VERSION)`;
+  const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  const what =
+    override !== undefined && override !== ''
+      ? `the addon named by SHMX_ADDON (${override}) could not be loaded on ${platform}, ${runtime}`
+      : /No native build was found/.test(reason)
+        ? `no prebuilt shmx addon matches ${platform} (glibc) on ${runtime}`
+        : `the shmx addon could not be loaded on ${platform}, ${runtime}`;
+  return new ShmxError(
+    'ENOADDON',
+    `${what}: ${reason}. Build it from source (needs g++ with C++20, make, python3 and Node's headers): ` +
+      `\`npm rebuild shmx --build-from-source\` in your project, or \`npm run build:native\` in a checkout of shmx.`,
+    { resource: packageRoot, cause },
+  );
+}
+
+let loaded: NativeBinding | undefined;
+
+function binding(): NativeBinding {
+  if (loaded === undefined) {
+    loaded = loadBinding();
+    native = loaded;
+  }
+  return loaded;
+}
+
+/**
+ * The addon, loaded on first use. A failure to load throws a {@link ShmxError} with code `ENOADDON` from that
+ * first use (and again from each later one).
+ */
+export let native: NativeBinding = new Proxy({} as NativeBinding, {
+  get: (_target, key) => Reflect.get(binding(), key),
+  has: (_target, key) => Reflect.has(binding(), key),
+  ownKeys: () => Reflect.ownKeys(binding()),
+  getOwnPropertyDescriptor: (_target, key) => {
+    const descriptor = Reflect.getOwnPropertyDescriptor(binding(), key);
+    // A proxy may only report a property as non-configurable if its target has it so; the target is empty.
+    return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+  },
+  set: () => false,
+  defineProperty: () => false,
+  deleteProperty: () => false,
+});
+
+/** Loads the addon now (it is otherwise loaded on first use); throws the `ENOADDON` {@link ShmxError} if it cannot. */
+export function loadNative(): NativeBinding {
+  return binding();
+}
