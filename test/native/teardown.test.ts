@@ -5,10 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
 import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
+
+const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string };
 
 const created = trackCreated();
 
@@ -36,7 +39,8 @@ describe('teardown', () => {
     const child = nodeChild('loaded', []);
     const loaded = await child.json<{ addon: string[]; asan: boolean }>('loaded');
     expectClean(await child.exited);
-    const expected = realpathSync(process.env.SHMX_ADDON ?? join(root, 'build', 'Release', 'shmx.node'));
+    // SHMX_ADDON, else what node-gyp-build picks: build/Release after a build from source, or the prebuild.
+    const expected = realpathSync(process.env.SHMX_ADDON ?? nodeGypBuild.resolve(root));
     expect(loaded.addon).toEqual([expected]);
     // Under native/test-asan.sh the sanitizer runtime is preloaded everywhere.
     expect(loaded.asan).toBe(Boolean(process.env.SHMX_ADDON && /libasan/.test(process.env.LD_PRELOAD ?? '')));
