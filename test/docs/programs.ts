@@ -76,9 +76,10 @@ function start(argv: string[], cwd: string, env: NodeJS.ProcessEnv): { child: Ch
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exit = new Promise<Exit>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
+  const exit = new Promise<Exit>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.once('error', (err) => resolve({ code: null, signal: null, stdout, stderr: `${stderr}${err.message}` }));
+  });
   return { child, exit };
 }
 
