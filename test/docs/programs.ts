@@ -70,8 +70,16 @@ export interface PairOptions {
 const UNSHARE = '/usr/bin/unshare';
 const NSENTER = '/usr/bin/nsenter';
 
+// A test that times out abandons its runPair; the processes it started must not outlive the test process.
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 function start(argv: string[], cwd: string, env: NodeJS.ProcessEnv): { child: ChildProcess; exit: Promise<Exit> } {
   const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
