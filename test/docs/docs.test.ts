@@ -61,7 +61,7 @@ describe('runnable docs', () => {
     expect(run.clients[0]!.stdout).toContain('2097152 doubles, sum 1048576');
     expect(run.server, JSON.stringify(run)).toMatchObject({ code: 0 });
     expect(objectsOf(run.pids)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it("the guide's programs: server, client with back-off, and the Worker example under tsx", async () => {
     const dir = writeProgram(guide);
@@ -78,7 +78,7 @@ describe('runnable docs', () => {
     expect(run.clients[1]!.stdout).toContain('worker: 15 bytes back');
     expect(run.server, JSON.stringify(run)).toMatchObject({ code: 0 });
     expect(objectsOf(run.pids)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it('npm start (examples/demo.ts) runs to the end and leaves nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'shmx-demo-'));
@@ -92,5 +92,5 @@ describe('runnable docs', () => {
     });
     expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stdout).toContain('[demo] objects left after the server stopped: 0');
-  }, 120_000);
+  }, 300_000);
 });

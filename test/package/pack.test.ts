@@ -66,7 +66,7 @@ beforeAll(() => {
   writeFileSync(join(consumer, 'package.json'), '{ "name": "consumer", "private": true, "type": "module" }\n');
   run(['npm', 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', join(work, info!.filename),
     `tsx@${devVersion('tsx')}`, `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
-}, 300_000);
+}, 600_000);
 
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
@@ -117,7 +117,7 @@ describe('the packed package', () => {
       expect(objectsOf(result.pids)).toEqual([]);
     }
     console.log(`README program ran on ${nodes.map((n) => execFileSync(n, ['-v'], { encoding: 'utf8' }).trim()).join(', ')}`);
-  }, 300_000);
+  }, 600_000);
 
   it("compiles the README's and the guide's programs against the published types; they run as JavaScript", async () => {
     for (const doc of ['README.md', 'docs/guide.md']) {
@@ -148,7 +148,7 @@ describe('the packed package', () => {
     expect(result.clients[1]!.stdout, what).toContain('worker: 1048576 bytes back');
     expect(result.server, what).toMatchObject({ code: 0 });
     expect(objectsOf(result.pids)).toEqual([]);
-  }, 300_000);
+  }, 600_000);
 
   it('exports only its entry: internals are not importable', () => {
     const out = run(['node', '--input-type=module', '-e', "import('shmx/dist/channel/mux.js').catch((e) => console.log(e.code))"]);
