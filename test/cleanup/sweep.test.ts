@@ -4,6 +4,7 @@ import {
 } from '../../src/cleanup/index.js';
 import { native } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
+import { uniqueApp } from '../helpers/names.js';
 
 describe('resource names', () => {
   it('format and parse are inverse, and reject what would be ambiguous', () => {
@@ -25,7 +26,7 @@ describe('resource names', () => {
 
 describe('sweeps', () => {
   it('removes the queues of a SIGKILLed process through its ledger, without /dev/mqueue', async () => {
-    const serverApp = `swp${process.pid.toString(36)}`;
+    const serverApp = uniqueApp('swp');
     const owner = new Child('cleanup-queue-owner.ts', [serverApp]);
     const { names } = (await owner.waitFor('created')) as unknown as { names: string[] };
     // Live creator: a sweep must not touch its queues.
@@ -40,7 +41,7 @@ describe('sweeps', () => {
   });
 
   it('a ledger removes itself when its last queue is removed', () => {
-    const serverApp = `led${process.pid.toString(36)}`;
+    const serverApp = uniqueApp('led');
     const name = formatResourceName({
       kind: 'mq', serverApp, creator: selfIdentity(), clientApp: null, session: null, part: 'q',
     });

@@ -8,7 +8,8 @@ import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
-import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
+import { Child } from '../helpers/child.js';
+import { expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
 const created = trackCreated();
 
@@ -18,7 +19,7 @@ describe('teardown', () => {
     const queue = created.queue('teardown');
     native.shmCreate(name, 4096, 0o600);
     native.mqOpen(queue, { create: true }).close();
-    const child = new Child(process.execPath, [
+    const child = Child.command(process.execPath, [
       '--expose-gc',
       '--import',
       'tsx',
