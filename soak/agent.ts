@@ -39,6 +39,9 @@ process.on('unhandledRejection', (err) => {
   process.exit(70);
 });
 
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 let server: SessionServer | undefined;
 const sessions = new Set<Session>();
 let current: Session | undefined;
@@ -117,6 +120,13 @@ async function stream(channel: Channel, onFlowing?: () => void): Promise<void> {
       if (seq % 64 === 0) await new Promise((r) => setImmediate(r));
     } catch (err) {
       if (channel.state !== 'open' || session?.state !== 'open') return; // closing under us: expected
+      if ((err as { code?: string }).code === 'EARENABUSY') {
+        // The peer held the arena's page lock past the 100 ms bound (on a loaded machine a live holder can be
+        // descheduled that long): documented, and an app tries again — as this one does, with the same seq.
+        out('busy', { where: 'stream' });
+        await pause(5);
+        continue;
+      }
       out('error', { where: 'stream', ...describe(err) });
       return;
     }
@@ -136,9 +146,6 @@ async function connect(c: { definition: never; clientApp: string; serverApp: str
     return undefined;
   }
 }
-
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Repeats one phase until 'stop'. */
 async function loop(phase: string, c: Record<string, unknown>): Promise<void> {
@@ -186,6 +193,11 @@ async function loop(phase: string, c: Record<string, unknown>): Promise<void> {
     } catch (err) {
       if (stopping) break;
       const code = (err as { code?: string }).code;
+      if (code === 'EARENABUSY') {
+        out('busy', { where: `loop ${phase}` }); // see stream(): documented under load; try again
+        await pause(5);
+        continue;
+      }
       // The peer died or the session closed under us (what the soak does on purpose), or the per-user queue
       // limit was reached by someone else: not this process's error.
       if (current === undefined || current.state !== 'open' || code === 'EMFILE') {
@@ -253,7 +265,15 @@ commands.on('line', (line) => {
         case 'transfer': {
           const s = current;
           if (s === undefined) throw new Error('no session');
-          const channel = await s.openChannel({ transport: c.transport as TransportKind, mq: SMALL_MQ, metadata: { echo: true } });
+          let channel: Channel;
+          try {
+            channel = await s.openChannel({ transport: c.transport as TransportKind, mq: SMALL_MQ, metadata: { echo: true } });
+          } catch (err) {
+            // RLIMIT_MSGQUEUE is per user, shared with every other program of this user on the machine.
+            if ((err as { code?: string }).code !== 'EMFILE') throw err;
+            out('transfer-skipped', describe(err));
+            break;
+          }
           checkSequence(channel);
           void stream(channel, () => out('transferring', { channel: channel.id, transport: channel.transport }));
           break;

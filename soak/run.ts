@@ -2,7 +2,7 @@
  * `npm run soak` — the crash-recovery matrix (see runner.ts and docs/cleanup-and-safety.md, "The soak").
  *
  *   npm run soak -- [--kills N] [--seed S] [--scenarios a,b] [--targets client,server,both]
- *                   [--mode dist|tsx] [--sweep-every N] [--json FILE]
+ *                   [--mode dist|tsx] [--sweep-every N] [--concurrency N] [--spares N] [--json FILE] [--all-trials]
  *
  * `npm run soak` builds dist/ first; --mode tsx runs the sources instead (no build, slower agent start).
  * Exits 1 when a trial leaked, hung, crashed or saw a sequence error.
@@ -20,6 +20,8 @@ const { values } = parseArgs({
     targets: { type: 'string' },
     mode: { type: 'string', default: 'dist' },
     'sweep-every': { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '1' },
+    spares: { type: 'string', default: '2' },
     json: { type: 'string' },
     'all-trials': { type: 'boolean', default: false },
   },
@@ -52,6 +54,8 @@ const result = await runSoak({
   targets,
   mode: values.mode,
   sweepEvery: positiveInt('sweep-every', values['sweep-every']!),
+  concurrency: positiveInt('concurrency', values.concurrency!),
+  spares: positiveInt('spares', values.spares!),
   log: (line) => console.log(line),
 });
 const { trialsAll, ...summary } = result;
@@ -64,7 +68,7 @@ console.log(
     `soak (seed ${result.seed}, mode ${result.mode}): ${result.kills} kills in ${result.trials} trials, ${result.durationS.toFixed(0)} s`,
     `  by scenario: ${Object.entries(result.byScenario).map(([n, v]) => `${n} ${v.kills}`).join(', ')}`,
     `  leaks by stage: survivor ${result.leaks.survivor}, restart ${result.leaks.restart}, sweep ${result.leaks.sweep}`,
-    `  hangs ${result.hangs}, crashes ${result.crashes}, errors ${result.errors}`,
+    `  hangs ${result.hangs}, crashes ${result.crashes}, errors ${result.errors} (EARENABUSY retried: ${result.busy})`,
     `  death detection (SIGKILL → 'hosed'), ${d.samples} samples: p50 ${d.p50Ms?.toFixed(2)} ms, p99 ${d.p99Ms?.toFixed(2)} ms, max ${d.maxMs?.toFixed(2)} ms`,
     `  machine: ${result.machine.cores} cores, load ${result.machine.loadAtStart.map((l) => l.toFixed(1)).join(' ')} → ${result.machine.loadAtEnd.map((l) => l.toFixed(1)).join(' ')}`,
   ].join('\n'),
