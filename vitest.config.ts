@@ -11,8 +11,10 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     // Children inherit this: tests assert on behaviour, not on log lines.
     env: { SHMX_LOG_LEVEL: process.env.SHMX_LOG_LEVEL ?? 'silent', [RUN_TAG_ENV]: runTag },
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Deadlines for "never", not measures of speed: on a loaded 2-core machine a child under tsx can take half a
+    // minute to boot (see DEFAULT_WAIT_MS in test/helpers/child.ts).
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     // Tests spawn real processes and share two cores: forks keep each file in its own process.
     pool: 'forks',
     maxWorkers: 2,

@@ -300,5 +300,7 @@ commands.on('line', (line) => {
     }
   })();
 });
+// The runner gone (its end of stdin closed): end as a graceful exit would, leaving nothing behind.
+commands.once('close', () => void settle().then(() => server?.close()).then(() => process.exit(0)));
 process.once('SIGTERM', () => void settle().then(() => server?.close()).then(() => process.exit(0)));
 out('ready', { pid: process.pid });

@@ -271,7 +271,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
           if (err instanceof Hang) {
             hung = true;
             totals.hangs++;
-            record.problems.push(`hang: ${err.message}`);
+            const recent = (a: Agent): string => JSON.stringify(a.child.events.filter((e) => (e.at as number) >= since && e.event !== 'busy').slice(-6));
+            record.problems.push(`hang: ${err.message}; server's last events ${recent(s)}; client's ${recent(c)}`);
           } else {
             record.problems.push(`trial error: ${(err as Error).message}`);
             totals.errors++;

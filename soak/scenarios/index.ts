@@ -3,10 +3,9 @@
  * and one line here.
  */
 import type { Scenario } from '../scenario.js';
-import { alloc } from './alloc.js';
-import { channelOpen } from './channel-open.js';
 import { close } from './close.js';
 import { handshake } from './handshake.js';
+import { alloc, channelOpen } from './loops.js';
 import { open } from './open.js';
 import { shutdown } from './shutdown.js';
 import { transferMq, transferShm, transferSocket } from './transfer.js';

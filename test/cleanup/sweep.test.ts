@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRecordedQueue, formatResourceName, parseResourceName, removeRecordedQueue, selfIdentity, sweepStale,
 } from '../../src/cleanup/index.js';
@@ -25,9 +25,19 @@ describe('resource names', () => {
 });
 
 describe('sweeps', () => {
+  // A test that fails half-way still removes what it made: its queue owner dies and its app is swept.
+  const owners: Child[] = [];
+  const apps: string[] = [];
+  afterEach(async () => {
+    await Promise.all(owners.splice(0).map((c) => c.kill('SIGKILL')));
+    for (const serverApp of apps.splice(0)) sweepStale({ serverApp });
+  });
+
   it('removes the queues of a SIGKILLed process through its ledger, without /dev/mqueue', async () => {
     const serverApp = uniqueApp('swp');
+    apps.push(serverApp);
     const owner = new Child('cleanup-queue-owner.ts', [serverApp]);
+    owners.push(owner);
     const { names } = (await owner.waitFor('created')) as unknown as { names: string[] };
     // Live creator: a sweep must not touch its queues.
     expect(sweepStale({ serverApp }).removed).toEqual([]);

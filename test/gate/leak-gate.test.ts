@@ -55,7 +55,7 @@ describe('the leak gate', () => {
     if (!mqueueMounted()) expect(result.output).toContain('/dev/mqueue is not mounted');
     // The gate removed them after naming them.
     expect(listObjects((n) => n.includes(nestedTag))).toEqual({ segments: [], queues: mqueueMounted() ? [] : null });
-  }, 180_000);
+  }, 600_000);
 
   it('passes a run that removes what it creates, and does not blame another run for its objects', async () => {
     const foreign = `shmx.t.gateforeign.${newRunTag()}`; // another run's tag
@@ -69,5 +69,5 @@ describe('the leak gate', () => {
     } finally {
       native.shmUnlink(foreign);
     }
-  }, 180_000);
+  }, 600_000);
 });

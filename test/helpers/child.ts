@@ -15,6 +15,12 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** Prefix that runs a command as user and group nobody (65534) with no supplementary groups. Needs root. */
 export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
+/**
+ * How long a wait for a child's event or line lasts by default: a deadline for "never", not a measure of speed —
+ * a fixture under tsx has been seen to take 34 s to boot on a 2-core machine at load 30.
+ */
+export const DEFAULT_WAIT_MS = 60_000;
+
 /** A JSON line of a child. Session and channel fixtures name it with `event`, the arena fixture with `t`. */
 export type ChildEvent = Record<string, unknown> & { event?: string };
 
@@ -154,11 +160,11 @@ export class Child {
     if (typeof what === 'string') {
       const where = typeof whereOrTimeout === 'function' ? whereOrTimeout : () => true;
       match = (e) => e.event === what && where(e);
-      timeoutMs = timeout ?? 15_000;
+      timeoutMs = timeout ?? DEFAULT_WAIT_MS;
       label = `'${what}' event`;
     } else {
       match = what;
-      timeoutMs = typeof whereOrTimeout === 'number' ? whereOrTimeout : 20_000;
+      timeoutMs = typeof whereOrTimeout === 'number' ? whereOrTimeout : DEFAULT_WAIT_MS;
       label = 'matching event';
     }
     const seen = this.events.find(match);
@@ -167,7 +173,7 @@ export class Child {
   }
 
   /** Resolves with the first stdout line starting with `prefix` (already printed or still to come) and takes it. */
-  line(prefix: string, timeoutMs = 20_000): Promise<string> {
+  line(prefix: string, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
     const match = (l: string) => l.startsWith(prefix);
     const i = this.lines.findIndex(match);
     if (i >= 0) return Promise.resolve(this.lines.splice(i, 1)[0]!);
