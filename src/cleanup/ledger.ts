@@ -83,7 +83,14 @@ export class Ledger {
 /** The queue names recorded in a ledger segment (of a dead process, typically). Bounds-checked: a torn or
  *  hostile ledger yields only well-formed names. */
 export function readLedger(name: string): string[] {
-  const buffer = native.shmMap(name);
+  let buffer: SharedArrayBuffer;
+  try {
+    buffer = native.shmMap(name);
+  } catch (err) {
+    // Truncated to nothing: it lists nothing (a sweep must not fail on it).
+    if ((err as { code?: string }).code === 'EEMPTY') return [];
+    throw err;
+  }
   if (buffer.byteLength < SIZE) return [];
   const words = new Int32Array(buffer);
   const bytes = new Uint8Array(buffer);

@@ -1,23 +1,17 @@
 /** Shared helpers of the arena tests: unique names, leftover checks, child processes. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, expect } from 'vitest';
 import { Arena } from '../../src/arena/index.js';
 import { native } from '../../src/native.js';
+import { Child, type ChildEvent } from '../helpers/child.js';
+import { processTag, uniqueObjectName } from '../helpers/names.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const FIXTURE = join(root, 'test', 'fixtures', 'arena-child.ts');
-
-let counter = 0;
-/** Prefix of every name a test file creates (unique per process). */
+/** Prefix of every arena name a test file creates with `tag` in this process (names.ts: carries the run tag). */
 export function namePrefix(tag: string): string {
-  return `shmx-arenatest-${tag}-${process.pid}-`;
+  return `shmx.t.arena-${tag}.${processTag}`;
 }
-/** A fresh arena name. */
+/** A fresh arena name (its segments are `<name>.h`, `<name>.d0`, …). */
 export function uniqueName(tag: string): string {
-  return `${namePrefix(tag)}${counter++}`;
+  return uniqueObjectName(`arena-${tag}`);
 }
 /** Names left in /dev/shm under a prefix. */
 export function leftovers(tag: string): string[] {
@@ -38,60 +32,11 @@ export function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
-export type Msg = { t: string; [k: string]: unknown };
+export type Msg = ChildEvent;
 
-/** A child process running test/fixtures/arena-child.ts, talking JSON lines. */
-export class Child {
-  readonly proc: ChildProcess;
-  readonly messages: Msg[] = [];
-  private waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  onMessage: ((m: Msg) => void) | undefined;
-
-  constructor(args: string[]) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', FIXTURE, ...args], {
-      cwd: root,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
-    createInterface({ input: this.proc.stdout! }).on('line', (line) => {
-      const m = JSON.parse(line) as Msg;
-      this.messages.push(m);
-      this.onMessage?.(m);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.pred(m)) return true;
-        w.resolve(m);
-        return false;
-      });
-    });
-  }
-
-  send(m: object): void {
-    this.proc.stdin!.write(`${JSON.stringify(m)}\n`);
-  }
-
-  /** Resolves with the first message (already received or future) matching `pred`. */
-  waitFor(pred: (m: Msg) => boolean, timeoutMs = 20_000): Promise<Msg> {
-    const seen = this.messages.find(pred);
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`child: no matching message in ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push({
-        pred,
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-      });
-      this.exited.then(() => setTimeout(() => reject(new Error('child exited')), 50));
-    });
-  }
-
-  /** SIGKILLs the child and waits until it is gone. */
-  async kill(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    await this.exited;
-  }
+/** A child process running test/fixtures/arena-child.ts (`<arena name> <mode> [args]`), talking JSON lines. */
+export function arenaChild(args: string[]): Child {
+  return new Child('arena-child.ts', args);
 }
 
 /**

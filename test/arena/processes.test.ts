@@ -7,7 +7,8 @@ import { arenaCore } from '../../src/arena/arena.js';
 import { Arena, type Block, decodeHandle, encodeHandle, type Handle } from '../../src/arena/index.js';
 import { H_LOCK_STEALS, H_PAGE_LOCK, H_RECOVERIES, SLOT_PID, SLOT_RECOVERING } from '../../src/arena/layout.js';
 import { slotBase } from '../../src/arena/slots.js';
-import { Child, codeOf, leftovers, type Msg, removeAll, uniqueName } from './helpers.js';
+import { type Child } from '../helpers/child.js';
+import { arenaChild, codeOf, leftovers, type Msg, removeAll, uniqueName } from './helpers.js';
 import { checksum, fillPattern, Rng } from './pattern.js';
 
 const TAG = 'proc';
@@ -19,7 +20,7 @@ function create(opts: Partial<Parameters<typeof Arena.create>[1]> = {}): Arena {
   return a;
 }
 function child(...args: string[]): Child {
-  const c = new Child(args);
+  const c = arenaChild(args);
   children.push(c);
   return c;
 }
@@ -73,8 +74,8 @@ describe('two processes', () => {
         peerErrors = m.errors as number;
       }
     };
-    peer.onMessage = onMessage;
-    for (const m of peer.messages) onMessage(m);
+    peer.onEvent = onMessage;
+    for (const m of peer.events) onMessage(m);
 
     const deadline = Date.now() + 25_000;
     while ((received < 3000 || nextId < 3000) && Date.now() < deadline) {
@@ -245,7 +246,7 @@ describe('dead slots', () => {
     const hdr = arenaCore(a).hdr;
     const holder = child(a.name, 'hold', '50', '64');
     await holder.waitFor((m) => m.t === 'held');
-    const pid = holder.proc.pid!;
+    const pid = holder.pid;
     let slot = -1;
     for (let i = 0; i < 24; i++) if (Atomics.load(hdr, slotBase(i) + SLOT_PID) === pid) slot = i;
     expect(slot).toBeGreaterThanOrEqual(0);
@@ -254,7 +255,7 @@ describe('dead slots', () => {
     await holder.kill();
 
     // a live process (the bystander) claims to be recovering the dead slot: leave it alone
-    Atomics.store(hdr, slotBase(slot) + SLOT_PID, SLOT_RECOVERING | bystander.proc.pid!);
+    Atomics.store(hdr, slotBase(slot) + SLOT_PID, SLOT_RECOVERING | bystander.pid);
     expect(a.recoverDead()).toBe(0);
     expect(a.stats().liveBlocks).toBe(51);
 

@@ -5,6 +5,7 @@ import { formatResourceName } from '../../src/index.js';
 import { native } from '../../src/native.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { repoRoot } from '../helpers/child.js';
+import { uniqueApp } from '../helpers/names.js';
 
 function shmx(...args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, encoding: 'utf8' });
@@ -18,7 +19,7 @@ function deadIdentity(): { pid: number; startTime: number } {
 
 describe('shmx command line', () => {
   it('ls shows objects and their creator; sweep --dry-run removes nothing; sweep removes only the dead', () => {
-    const serverApp = `cli${process.pid.toString(36)}`;
+    const serverApp = uniqueApp('cli');
     const stale = formatResourceName({
       kind: 'sa', serverApp, creator: deadIdentity(), clientApp: 'web', session: 7, part: 'arena.h',
     });

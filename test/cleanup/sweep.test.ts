@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRecordedQueue, formatResourceName, parseResourceName, removeRecordedQueue, selfIdentity, sweepStale,
 } from '../../src/cleanup/index.js';
 import { native } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
+import { uniqueApp } from '../helpers/names.js';
 
 describe('resource names', () => {
   it('format and parse are inverse, and reject what would be ambiguous', () => {
@@ -24,9 +25,19 @@ describe('resource names', () => {
 });
 
 describe('sweeps', () => {
+  // A test that fails half-way still removes what it made: its queue owner dies and its app is swept.
+  const owners: Child[] = [];
+  const apps: string[] = [];
+  afterEach(async () => {
+    await Promise.all(owners.splice(0).map((c) => c.kill('SIGKILL')));
+    for (const serverApp of apps.splice(0)) sweepStale({ serverApp });
+  });
+
   it('removes the queues of a SIGKILLed process through its ledger, without /dev/mqueue', async () => {
-    const serverApp = `swp${process.pid.toString(36)}`;
+    const serverApp = uniqueApp('swp');
+    apps.push(serverApp);
     const owner = new Child('cleanup-queue-owner.ts', [serverApp]);
+    owners.push(owner);
     const { names } = (await owner.waitFor('created')) as unknown as { names: string[] };
     // Live creator: a sweep must not touch its queues.
     expect(sweepStale({ serverApp }).removed).toEqual([]);
@@ -40,7 +51,7 @@ describe('sweeps', () => {
   });
 
   it('a ledger removes itself when its last queue is removed', () => {
-    const serverApp = `led${process.pid.toString(36)}`;
+    const serverApp = uniqueApp('led');
     const name = formatResourceName({
       kind: 'mq', serverApp, creator: selfIdentity(), clientApp: null, session: null, part: 'q',
     });

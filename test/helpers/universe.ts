@@ -1,11 +1,21 @@
 /**
  * Each test gets its own app names and run directory: tests run in parallel, and a server's start-up sweep
- * removes stale objects of its own app only.
+ * removes stale objects of its own app only. The names carry the run tag (names.ts), so the leak gate sees
+ * everything the sessions of these apps create.
  */
 import { mkdirSync } from 'node:fs';
 import type { AppDefinition, ServerAppDefinition } from '../../src/index.js';
+import { runTag, uniqueTag } from './names.js';
 
-let counter = 0;
+/** This run's run directories live under here; the leak gate removes it at the end of the run. */
+export const runDirectoryRoot = `/tmp/shmx-test/${runTag}`;
+
+/** A fresh run directory for one test's server app. */
+export function testRunDirectory(tag: string = uniqueTag()): string {
+  const dir = `${runDirectoryRoot}/${tag}`;
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
+}
 
 export interface UniverseDefinition {
   apps: AppDefinition[];
@@ -18,11 +28,10 @@ export function testUniverse(overrides: {
   client?: Partial<AppDefinition>;
   extraApps?: string[];
 } = {}): { definition: UniverseDefinition; serverApp: string; clientApp: string } {
-  const tag = `${process.pid.toString(36)}${(counter++).toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const tag = uniqueTag();
   const serverApp = `srv${tag}`;
   const clientApp = `cli${tag}`;
-  const runDirectory = `/tmp/shmx-test/${tag}`;
-  mkdirSync(runDirectory, { recursive: true, mode: 0o755 });
+  const runDirectory = testRunDirectory(tag);
   const extras = (overrides.extraApps ?? []).map((name) => ({ name: `${name}${tag}` }));
   return {
     serverApp,

@@ -2,23 +2,21 @@
  * Helpers for the native-layer tests: unique kernel-object names, real child processes running the fixtures,
  * and bookkeeping that removes every segment and queue a test created.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { afterAll, afterEach, expect } from 'vitest';
 import { native } from '../../src/native.js';
+import { AS_NOBODY, Child, type ChildOptions, type ChildResult, repoRoot } from '../helpers/child.js';
+import { isThisProcess, uniqueObjectName } from '../helpers/names.js';
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const root = repoRoot;
 export const childScript = join(root, 'test', 'fixtures', 'native-child.ts');
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-let counter = 0;
-/** `shmx.t.<tag>.<n>.<pid>`: unique per process and call, recognisably ours. */
+/** `shmx.t.<tag>.<unique tag>` (test/helpers/names.ts): unique per run, process and call, seen by the leak gate. */
 export function uniqueName(tag: string): string {
-  counter += 1;
-  return `shmx.t.${tag}.${counter}.${process.pid}`;
+  return uniqueObjectName(tag);
 }
 
 /** Tracks created segments and queues; `removeAll()` unlinks whatever is still there. */
@@ -67,122 +65,20 @@ export class Created {
 
 /** Names of this process's test objects still in /dev/shm. */
 export function leftoverSegments(): string[] {
-  return readdirSync('/dev/shm').filter((n) => n.startsWith('shmx.t.') && n.endsWith(`.${process.pid}`));
-}
-
-export interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A running child with line-oriented stdout. */
-export class Child {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<ChildResult>;
-  private stdout = '';
-  private stderr = '';
-  private lines: string[] = [];
-  private waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = [];
-
-  constructor(command: string, args: string[], options: SpawnOptions = {}) {
-    // The environment is inherited on purpose: under native/test-asan.sh it carries SHMX_ADDON and LD_PRELOAD.
-    this.proc = spawn(command, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], ...options });
-    let partial = '';
-    this.proc.stdout!.setEncoding('utf8');
-    this.proc.stdout!.on('data', (chunk: string) => {
-      this.stdout += chunk;
-      partial += chunk;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        this.onLine(line);
-      }
-    });
-    this.proc.stderr!.setEncoding('utf8');
-    this.proc.stderr!.on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-    this.exited = new Promise((resolve, reject) => {
-      this.proc.on('error', reject);
-      this.proc.on('close', (code, signal) => {
-        for (const w of this.waiters) w.resolve(`<exit ${code ?? signal}>`);
-        this.waiters = [];
-        resolve({ code, signal, stdout: this.stdout, stderr: this.stderr });
-      });
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  private onLine(line: string): void {
-    const i = this.waiters.findIndex((w) => w.match(line));
-    if (i >= 0) {
-      const [w] = this.waiters.splice(i, 1);
-      w!.resolve(line);
-    } else {
-      this.lines.push(line);
-    }
-  }
-
-  /** Resolves with the first stdout line starting with `prefix` (already printed or still to come). */
-  line(prefix: string, timeoutMs = 20_000): Promise<string> {
-    const match = (l: string) => l.startsWith(prefix);
-    const i = this.lines.findIndex(match);
-    if (i >= 0) return Promise.resolve(this.lines.splice(i, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new Error(`no line '${prefix}' from child within ${timeoutMs} ms; stderr: ${this.stderr}`));
-      }, timeoutMs);
-      this.waiters.push({
-        match,
-        resolve: (l) => {
-          clearTimeout(timer);
-          if (l.startsWith('<exit')) reject(new Error(`child exited before '${prefix}': ${l}; stderr: ${this.stderr}`));
-          else resolve(l);
-        },
-      });
-    });
-  }
-
-  /** Parses the JSON after `prefix ` in the next such line. */
-  async json<T>(prefix: string, timeoutMs?: number): Promise<T> {
-    const l = await this.line(prefix, timeoutMs);
-    return JSON.parse(l.slice(prefix.length).trim()) as T;
-  }
-
-  send(line: string): void {
-    this.proc.stdin!.write(line + '\n');
-  }
-
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
-  }
+  return readdirSync('/dev/shm').filter((n) => n.startsWith('shmx.t.') && isThisProcess(n));
 }
 
 /** `node --import tsx test/fixtures/native-child.ts <role> ...args`. */
-export function nodeChild(role: string, args: Array<string | number>, options: SpawnOptions = {}): Child {
-  return new Child(process.execPath, ['--import', 'tsx', childScript, role, ...args.map(String)], options);
+export function nodeChild(role: string, args: Array<string | number>, options: ChildOptions = {}): Child {
+  return new Child('native-child.ts', [role, ...args.map(String)], options);
 }
 
 /** The same child, run as user nobody (65534) through setpriv. Needs root. */
 export function nobodyChild(role: string, args: Array<string | number>): Child {
-  return new Child('setpriv', [
-    '--reuid=65534',
-    '--regid=65534',
-    '--clear-groups',
-    process.execPath,
-    '--import',
-    'tsx',
-    childScript,
-    role,
-    ...args.map(String),
-  ]);
+  return nodeChild(role, args, { wrapper: AS_NOBODY });
 }
+
+export type { ChildResult };
 
 /** Asserts a child ended with exit code 0, showing its stderr otherwise. */
 export function expectClean(result: ChildResult): void {
@@ -230,5 +126,5 @@ export function trackCreated(): Created {
 
 /** Runs `shellScript` in a private mount namespace (root only): mounts made there never reach the host. */
 export function inPrivateMountNamespace(shellScript: string): Child {
-  return new Child('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shellScript]);
+  return Child.command('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', shellScript]);
 }

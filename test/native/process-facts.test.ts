@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
-import { Child, commandExists, expectClean, isRoot, nobodyChild, nodeChild, thrown } from './helpers.js';
+import { Child } from '../helpers/child.js';
+import { commandExists, expectClean, isRoot, nobodyChild, nodeChild, thrown } from './helpers.js';
 
 describe('process facts', () => {
   it('isAlive: true for this process and pid 1, false for a killed and reaped child', async () => {
     expect(native.isAlive(process.pid)).toBe(true);
     expect(native.isAlive(1)).toBe(true);
-    const child = new Child('sleep', ['60']);
+    const child = Child.command('sleep', ['60']);
     const pid = child.pid;
     expect(native.isAlive(pid)).toBe(true);
     child.kill('SIGKILL');
@@ -53,7 +54,7 @@ describe('process facts', () => {
 
   it('executablePath: the node binary for this process, null for a dead pid', async () => {
     expect(native.executablePath(process.pid)).toBe(realpathSync(process.execPath));
-    const child = new Child('sleep', ['60']);
+    const child = Child.command('sleep', ['60']);
     const pid = child.pid;
     expect(native.executablePath(pid)).toBe(realpathSync('/proc/' + pid + '/exe'));
     child.kill('SIGKILL');

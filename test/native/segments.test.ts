@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { native } from '../../src/native.js';
 import { Hammer, hammer, pattern, readyAndWait } from '../fixtures/native-shared.js';
 import { tsWorker } from '../fixtures/native-ts-worker.js';
-import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
+import { Child } from '../helpers/child.js';
+import { expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
 const created = trackCreated();
 
@@ -136,7 +137,7 @@ describe('segments', () => {
   it('unmaps at GC safely even after the Worker that mapped the segment has exited', async () => {
     const name = created.segment('gcworker');
     native.shmCreate(name, 1 << 20, 0o600);
-    const child = new Child(process.execPath, [
+    const child = Child.command(process.execPath, [
       '--expose-gc',
       '--import',
       'tsx',

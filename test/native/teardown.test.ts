@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
-import { Child, expectClean, nodeChild, root, trackCreated } from './helpers.js';
+import { Child } from '../helpers/child.js';
+import { expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
 const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string };
 
@@ -21,7 +22,7 @@ describe('teardown', () => {
     const queue = created.queue('teardown');
     native.shmCreate(name, 4096, 0o600);
     native.mqOpen(queue, { create: true }).close();
-    const child = new Child(process.execPath, [
+    const child = Child.command(process.execPath, [
       '--expose-gc',
       '--import',
       'tsx',

@@ -2,7 +2,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
-import { Child } from '../helpers/child.js';
+import { AS_NOBODY, Child } from '../helpers/child.js';
 import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
@@ -135,7 +135,7 @@ describe('handshake', () => {
     const c = new Child(
       'session-client.ts',
       [JSON.stringify({ definition: t.definition, clientApp: t.clientApp, serverApp: t.serverApp })],
-      { wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], env: { ...process.env, HOME: '/tmp' } },
+      { wrapper: AS_NOBODY, env: { ...process.env, HOME: '/tmp' } },
     );
     children.push(c);
     await c.waitFor('ready');

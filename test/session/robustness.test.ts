@@ -5,7 +5,7 @@ import { ClientSession, SessionServer, Universe, type Channel, type Session } fr
 import { H_PAGE_LOCK, PID_TOKEN } from '../../src/arena/layout.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { native } from '../../src/native.js';
-import { Child } from '../helpers/child.js';
+import { AS_NOBODY, Child } from '../helpers/child.js';
 import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
@@ -137,7 +137,7 @@ describe('session robustness', () => {
     const t = testUniverse({ server: { permissions: 'unrestricted' } });
     chownSync(t.definition.servers[0]!.runDirectory!, 65534, 65534);
     const srv = new Child('session-server.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })], {
-      wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], env: { ...process.env, HOME: '/tmp' },
+      wrapper: AS_NOBODY, env: { ...process.env, HOME: '/tmp' },
     });
     children.push(srv);
     await srv.waitFor('listening');
