@@ -97,7 +97,8 @@ describe('the instance lock and the run directory', () => {
     const squatter = spawnLines([...FOREIGN, PYTHON, '-c', [
       'import socket, fcntl, sys',
       's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
-      `s.bind('\\0shmx.server.0.${t.serverApp}'); s.listen(1)`,
+      // Node binds the whole 108-byte sun_path (the name padded with NULs): so does the squatter.
+      `s.bind(b'\\0shmx.server.0.${t.serverApp}'.ljust(108, b'\\0')); s.listen(1)`,
       'try:',
       `    f = open('${runDirectory}/${t.serverApp}.lock', 'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True)`,
       'except OSError as e:',
