@@ -66,7 +66,7 @@ export class Wakeup {
     const h = hello as Partial<WakeupHello>;
     if (typeof h?.bell !== 'string' || !h.bell.startsWith(this.peerBellPrefix) || !/^[A-Za-z0-9._-]{1,107}$/.test(h.bell) ||
       typeof h.control !== 'object') {
-      throw new ShmxError('EPROTO', 'malformed channel hello');
+      throw new ShmxError('EPROTO', 'malformed wake-up facts from the peer');
     }
     const block = this.arena.borrow(h.control); // borrow() validates the handle
     if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');

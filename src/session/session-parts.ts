@@ -3,13 +3,12 @@
  * its facts) and the {@link SessionParts} a Session is built from — one place for the server and the client.
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { Arena } from '../arena/index.js';
-import { Wakeup, type ChannelSettings } from '../channel/index.js';
+import { Wakeup } from '../channel/index.js';
 import type { Logger } from '../log.js';
-import type { FrameReader, FrameType, Welcome } from './protocol.js';
+import type { Welcome } from './protocol.js';
 import { scopeOfArena } from './scope-names.js';
-import type { PeerFacts, SessionParts } from './session.js';
+import type { SessionParts } from './session.js';
 
 /**
  * Name of one side's doorbell: `shmx.bell.<serverApp>.<serverPid>.<session>.<side>.<random>`, or without the
@@ -31,26 +30,14 @@ export function createWakeup(
     bellName(serverApp, serverPid, session, peerSide, false), logger);
 }
 
-/** What a side knows when the handshake is done. */
-export interface HandshakeOutcome {
-  side: 'server' | 'client';
-  serverApp: string;
+/** What a side knows when the handshake is done: most parts as they are, plus what the rest derive from. */
+export type HandshakeOutcome = Pick<SessionParts,
+  'side' | 'serverApp' | 'peer' | 'socket' | 'reader' | 'early' | 'sessionArena' | 'appArena' | 'wakeup' |
+  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger'> & {
   clientApp: string;
   /** The WELCOME the server sent (the client received): session number, server, arenas, keep-alive. */
   welcome: Welcome;
-  peer: PeerFacts;
-  socket: Socket;
-  reader: FrameReader;
-  early: Array<{ type: FrameType; payload: Buffer }>;
-  sessionArena: Arena;
-  appArena: Arena;
-  wakeup: Wakeup;
-  peerWakeup: unknown;
-  objectMode: number;
-  maxConsecutiveErrors: number;
-  channels: ChannelSettings;
-  logger: Logger;
-}
+};
 
 /** The parts of a Session, the same way on both sides. */
 export function sessionParts(o: HandshakeOutcome): SessionParts {
