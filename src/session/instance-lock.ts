@@ -5,10 +5,13 @@
  * starts cleanly over a crashed one without trusting anything it left; and the file lives in the checked run
  * directory (this user's, writable by nobody else), so no other user can create, hold or replace it. The
  * abstract socket name used before had neither property: anyone on the machine could bind
- * `\0shmx.server.<uid>.<app>` first and keep this user's server from starting. The file stays after the server
- * closes (removing it would race with the next server opening it); it is empty and costs nothing.
+ * `\0shmx.server.<uid>.<app>` first and keep this user's server from starting.
+ *
+ * The holder removes the file when it releases the lock. That is safe because a taker checks, after locking,
+ * that the file it locked is still the one at the path: one that locked a file its predecessor had just
+ * unlinked would otherwise run beside a third server that locked the new file.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ShmxError } from '../errors.js';
 import { native } from '../native.js';
@@ -25,9 +28,45 @@ export function instanceLockPath(runDirectory: string, serverApp: string): strin
  */
 export function acquireInstanceLock(runDirectory: string, serverApp: string): { release(): void } {
   const path = instanceLockPath(runDirectory, serverApp);
-  let fd: number;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const fd = lockFile(path, serverApp);
+    if (isFileAt(fd, path)) {
+      let held = true;
+      return {
+        release: () => {
+          if (!held) return;
+          held = false;
+          // Unlink first, then drop the lock: a taker that locks the unlinked file sees it is not at the path.
+          try {
+            unlinkSync(path);
+          } catch {
+            // already gone: nothing to remove
+          }
+          closeSync(fd); // closing the only descriptor of the open file description drops the lock
+        },
+      };
+    }
+    closeSync(fd); // locked a file the previous holder had just removed: take the new one
+  }
+  throw new ShmxError('ESERVERRUNNING', `the instance lock ${path} kept changing under us (servers starting and stopping)`, {
+    resource: path,
+  });
+}
+
+/** Whether descriptor `fd` is the file now at `path`. */
+function isFileAt(fd: number, path: string): boolean {
   try {
-    fd = native.lockFile(path);
+    const held = fstatSync(fd);
+    const there = statSync(path);
+    return held.ino === there.ino && held.dev === there.dev;
+  } catch {
+    return false;
+  }
+}
+
+function lockFile(path: string, serverApp: string): number {
+  try {
+    return native.lockFile(path);
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'EWOULDBLOCK' || code === 'EAGAIN') { // the same errno on Linux
@@ -42,12 +81,4 @@ export function acquireInstanceLock(runDirectory: string, serverApp: string): { 
     }
     throw err;
   }
-  let held = true;
-  return {
-    release: () => {
-      if (!held) return;
-      held = false;
-      closeSync(fd); // closing the only descriptor of the open file description drops the lock
-    },
-  };
 }

@@ -4,7 +4,7 @@
  * exec after HELLO; and the life-cycle races: the connect race, event order on SIGKILL, SIGSTOP/SIGCONT.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -111,6 +111,10 @@ describe('the instance lock and the run directory', () => {
     // One live server per app still holds.
     const second = await SessionServer.start({ universe: new Universe(t.definition), serverApp: t.serverApp }).catch((e: Error) => e);
     expect(second).toMatchObject({ code: 'ESERVERRUNNING' });
+    // The lock file goes with the server that held it (a crashed server's stays, harmlessly: nobody holds it).
+    expect(existsSync(`${runDirectory}/${t.serverApp}.lock`)).toBe(true);
+    await server.close();
+    expect(existsSync(`${runDirectory}/${t.serverApp}.lock`)).toBe(false);
   });
 
   it.skipIf(!asRoot)('an unsafe run directory gives EUNSAFEDIR naming the rule it breaks', () => {
