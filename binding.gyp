@@ -11,7 +11,8 @@
         "native/message_queue.cc",
         "native/process_facts.cc",
         "native/futex.cc",
-        "native/doorbell.cc"
+        "native/doorbell.cc",
+        "native/file_lock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProcessFacts(env, exports);
   InitFutex(env, exports);
   InitDoorbells(env, exports);
+  InitFileLocks(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@ void InitMessageQueues(Napi::Env env, Napi::Object exports);
 void InitProcessFacts(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
 void InitDoorbells(Napi::Env env, Napi::Object exports);
+void InitFileLocks(Napi::Env env, Napi::Object exports);
 
 // Names in `dir` starting with `prefix`.
 std::vector<std::string> ListDirectory(Napi::Env env, const char* dir, const std::string& prefix);

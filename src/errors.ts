@@ -15,6 +15,7 @@ export type ShmxCode =
   | 'EUNSAFEDIR'
   // refusals a server sends (also counted in its metrics.refusedByReason)
   | 'ESESSIONLIMIT'
+  | 'EHANDSHAKELIMIT'
   | 'EAPPNOTACCEPTED'
   | 'EWRONGSERVER'
   | 'EPROTOVERSION'

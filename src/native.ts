@@ -136,6 +136,9 @@ export interface NativeBinding {
   peerCredentials(fd: number): PeerCredentials;
   /** readlink(/proc/<pid>/exe); null when the process does not exist. */
   executablePath(pid: number): string | null;
+  /** Opens (creating 0600, never through a symlink) and flock()s `path` exclusively without blocking; returns
+   *  the descriptor holding the lock until it is closed. EWOULDBLOCK while another holder has it. */
+  lockFile(path: string): number;
 
   // futex doorbells on a word of a shared mapping (not FUTEX_PRIVATE: they cross processes)
   /** Blocks the calling thread; `timeoutMs` < 0 waits without limit. */

@@ -20,15 +20,13 @@ export interface ChannelHost {
   /** The session arena (rings and spilled payloads live here). */
   readonly sessionArenaForChannels: Arena;
   readonly appArenaForChannels: Arena;
-  /** Prefix (ending in '.') for kernel objects of this session made by this process. */
+  /** Prefix, up to the nonce (ending in '.'), of kernel objects of this session made by this process: each
+   *  object adds a fresh nonce and its part. */
   readonly localScopePrefix: string;
   /** Prefix every queue name the peer hands us must start with (its objects of this very session). */
   readonly peerScopePrefix: string;
   /** Permission bits for kernel objects of this session (the server app's permission level). */
   readonly objectMode: number;
-  /** Name of this side's doorbell, and the prefix the peer's doorbell name must start with. */
-  readonly bellName: string;
-  readonly peerBellPrefix: string;
   /** pid of the peer process (kernel-verified). */
   readonly peerPid: number;
   /**

@@ -5,7 +5,7 @@
  * Channel frame: [u8 op][3 zero bytes][u32 channel id LE] then the op's body.
  */
 import type { Block, Handle } from '../arena/index.js';
-import { parseResourceName } from '../cleanup/names.js';
+import { createWithFreshNonce, parseResourceName } from '../cleanup/names.js';
 import type { CloseReason } from '../close-reason.js';
 import { ShmxError, TimeoutError } from '../errors.js';
 import { Channel, type ChannelLink, type CloseHow } from './channel.js';
@@ -20,7 +20,8 @@ import { SocketTransport } from './socket-transport.js';
 import type { Transport, TransportKind } from './transport.js';
 import { Wakeup } from './wakeup.js';
 
-const Op = { Hello: 1, Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6, Credit: 7, WantCredit: 8 } as const;
+/** Op 1 was the per-side wake-up HELLO; those facts now travel in the session's WELCOME and READY. */
+const Op = { Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6, Credit: 7, WantCredit: 8 } as const;
 const FRAME_HEAD = 8;
 /**
  * CLOSE body flag: the sender never read or wrote its end (it had abandoned the open when the late ACCEPT
@@ -67,8 +68,6 @@ export class ChannelMux implements ChannelLink {
   private readonly delivery: DeliveryLoop;
   private readonly channels = new Map<number, Channel>();
   private list: Channel[] = [];
-  /** Opens waiting for the peer's channel hello. */
-  private readonly awaitingHello = new Set<PendingOpen>();
   /** Opens sent, waiting for ACCEPT or REJECT. */
   private readonly pending = new Map<number, PendingOpen>();
   /** Opens that timed out before the peer answered: a late ACCEPT is answered with CLOSE. */
@@ -87,11 +86,15 @@ export class ChannelMux implements ChannelLink {
   private nextId = 1;
   private isClosed = false;
 
-  constructor(host: MuxHost, settings: ChannelSettings) {
+  /**
+   * `wakeup` is this side's (made during the handshake), `peerWakeup` the peer's opaque hello from the handshake
+   * (WELCOME or READY). Throws EPROTO (or ESTALEHANDLE) when the peer's hello is malformed.
+   */
+  constructor(host: MuxHost, settings: ChannelSettings, wakeup: Wakeup, peerWakeup: unknown) {
     this.host = host;
     this.settings = settings;
-    this.wakeup = new Wakeup(host.sessionArenaForChannels, host.bellName, host.peerBellPrefix, () => this.delivery.onRing(),
-      host.logger);
+    this.wakeup = wakeup;
+    wakeup.meetPeer(peerWakeup);
     this.delivery = new DeliveryLoop({
       channels: () => this.list,
       spinning: () => this.spinners.size > 0,
@@ -99,7 +102,7 @@ export class ChannelMux implements ChannelLink {
       settings,
       fault: (err) => host.fault(err),
     });
-    this.sendOp(Op.Hello, 0, Buffer.from(JSON.stringify(this.wakeup.hello())));
+    wakeup.setRingHandler(() => this.delivery.onRing());
   }
 
   /** Open channels. */
@@ -134,8 +137,7 @@ export class ChannelMux implements ChannelLink {
     return new Promise<Channel>((resolve, reject) => {
       const open: PendingOpen = { ...p, resolve, reject, timer: undefined };
       open.timer = setTimeout(() => this.openTimedOut(open), p.timeoutMs);
-      if (this.wakeup.peerKnown) this.sendOpen(open);
-      else this.awaitingHello.add(open);
+      this.sendOpen(open);
     });
   }
 
@@ -159,10 +161,13 @@ export class ChannelMux implements ChannelLink {
         }
         open.ring = p.lent;
       } else if (p.kind === 'mq') {
-        const names = queueNames(this.host.localScopePrefix, id);
-        p.transport = MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.delivery.run(),
-          () => this.delivery.run());
-        open.queues = names;
+        // Each channel's queues get a fresh nonce, and another on EEXIST: a name taken first never blocks us.
+        p.transport = createWithFreshNonce(`queues of channel ${id}`, (nonce) => {
+          const names = queueNames(`${this.host.localScopePrefix}${nonce}.`, id);
+          open.queues = names;
+          return MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.delivery.run(),
+            () => this.delivery.run());
+        });
       } else {
         p.transport = this.socketTransport(id);
       }
@@ -177,13 +182,7 @@ export class ChannelMux implements ChannelLink {
   }
 
   private openTimedOut(p: PendingOpen): void {
-    const err = new TimeoutError(`channel open: not accepted within ${p.timeoutMs} ms`);
-    if (this.awaitingHello.delete(p)) {
-      err.message = `channel open: the peer's channel layer was not ready within ${p.timeoutMs} ms`;
-      p.reject(err);
-      return;
-    }
-    err.message = `channel ${p.id}: not accepted within ${p.timeoutMs} ms`;
+    const err = new TimeoutError(`channel ${p.id}: not accepted within ${p.timeoutMs} ms`);
     this.settle(p.id, err, true);
   }
 
@@ -196,9 +195,6 @@ export class ChannelMux implements ChannelLink {
     const id = frame.readUInt32LE(4);
     const body = frame.subarray(FRAME_HEAD);
     switch (op) {
-      case Op.Hello:
-        this.onHello(json(body));
-        return;
       case Op.Open:
         this.onOpen(id, json(body));
         return;
@@ -240,14 +236,6 @@ export class ChannelMux implements ChannelLink {
       default:
         throw new ShmxError('EPROTO', `unknown channel op ${op}`);
     }
-  }
-
-  private onHello(hello: Record<string, unknown>): void {
-    if (this.wakeup.peerKnown) throw new ShmxError('EPROTO', 'second channel hello');
-    this.wakeup.meetPeer(hello);
-    const waiting = [...this.awaitingHello];
-    this.awaitingHello.clear();
-    for (const p of waiting) this.sendOpen(p);
   }
 
   private onOpen(id: number, open: Record<string, unknown>): void {
@@ -558,11 +546,6 @@ export class ChannelMux implements ChannelLink {
     this.isClosed = true;
     this.delivery.close();
     const closed = () => new ShmxError('ECLOSED', 'session closed');
-    for (const p of this.awaitingHello) {
-      clearTimeout(p.timer);
-      p.reject(closed());
-    }
-    this.awaitingHello.clear();
     for (const id of [...this.pending.keys()]) this.settle(id, closed(), false);
     for (const p of this.abandoned.values()) this.undoOpen(p);
     this.abandoned.clear();

@@ -9,7 +9,7 @@ import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { native, type NativeDoorbell } from '../native.js';
 
-/** What one side tells the other at session start. */
+/** What one side tells the other at session start (in the session's WELCOME or READY, opaque to the session). */
 export interface WakeupHello {
   bell: string;
   control: Handle;
@@ -33,19 +33,27 @@ export class Wakeup {
   private peerParked: Int32Array | undefined;
   private peerRangAt: Float64Array | undefined;
   private peerBell: string | undefined;
+  /** Set by the mux once it exists; a ring before that finds no channel to deliver to. */
+  private onRing: () => void = () => {};
 
+  /** Made during the session handshake, before the mux: its {@link hello} travels in WELCOME or READY. */
   constructor(private readonly arena: Arena, bellName: string, private readonly peerBellPrefix: string,
-    onRing: () => void, private readonly logger?: Logger) {
+    private readonly logger?: Logger) {
     this.control = arena.alloc(64, { align: 64 });
     this.parked = this.control.int32();
     this.rangAt = this.control.float64();
     Atomics.store(this.parked, PARKED, 1); // idle until there is work
     try {
-      this.bell = native.createDoorbell(bellName, onRing);
+      this.bell = native.createDoorbell(bellName, () => this.onRing());
     } catch (err) {
       this.control.release();
       throw err;
     }
+  }
+
+  /** Who is called when the peer rings (the mux's delivery loop). */
+  setRingHandler(onRing: () => void): void {
+    this.onRing = onRing;
   }
 
   /** What the peer needs to wake us. */
@@ -58,7 +66,7 @@ export class Wakeup {
     const h = hello as Partial<WakeupHello>;
     if (typeof h?.bell !== 'string' || !h.bell.startsWith(this.peerBellPrefix) || !/^[A-Za-z0-9._-]{1,107}$/.test(h.bell) ||
       typeof h.control !== 'object') {
-      throw new ShmxError('EPROTO', 'malformed channel hello');
+      throw new ShmxError('EPROTO', 'malformed wake-up facts from the peer');
     }
     const block = this.arena.borrow(h.control); // borrow() validates the handle
     if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');
@@ -66,10 +74,6 @@ export class Wakeup {
     this.peerParked = block.int32();
     this.peerRangAt = block.float64();
     this.peerBell = h.bell;
-  }
-
-  get peerKnown(): boolean {
-    return this.peerBell !== undefined;
   }
 
   /** We have nothing to do: ask to be rung. */

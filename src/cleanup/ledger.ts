@@ -7,7 +7,7 @@
  * [state (0 free, 1 used), byteLength, name bytes].
  */
 import { native, type MqOpenOptions, type NativeMessageQueue } from '../native.js';
-import { formatResourceName } from './names.js';
+import { createWithFreshNonce, formatResourceName } from './names.js';
 import { selfIdentity } from './liveness.js';
 
 const MAGIC = 0x6c656467; // "ledg"
@@ -37,10 +37,14 @@ export class Ledger {
   static forServerApp(serverApp: string): Ledger {
     let ledger = Ledger.mine.get(serverApp);
     if (ledger === undefined) {
-      const name = formatResourceName({
-        kind: 'lg', serverApp, creator: selfIdentity(), clientApp: null, session: null, part: 'q',
+      // A fresh nonce (another on EEXIST): a ledger name someone created first never blocks our queues.
+      const name = createWithFreshNonce('queue ledger', (nonce) => {
+        const candidate = formatResourceName({
+          kind: 'lg', serverApp, creator: selfIdentity(), clientApp: null, session: null, nonce, part: 'q',
+        });
+        native.shmCreate(candidate, SIZE, 0o600);
+        return candidate;
       });
-      native.shmCreate(name, SIZE, 0o600);
       ledger = new Ledger(name);
       ledger.words[0] = MAGIC;
       ledger.words[1] = CAPACITY;

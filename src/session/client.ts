@@ -14,7 +14,6 @@ import { defaultLogger, type Logger } from '../log.js';
 import { native, type PeerCredentials } from '../native.js';
 import { peerCredentialsOf } from './peer-socket.js';
 import {
-  encodeFrame,
   encodeJsonFrame,
   FrameReader,
   FrameType,
@@ -25,8 +24,9 @@ import {
   type Hello,
   type Welcome,
 } from './protocol.js';
-import { belongsTo, sessionScopePrefix } from './scope-names.js';
+import { belongsTo } from './scope-names.js';
 import { Session } from './session.js';
+import { createWakeup, sessionParts } from './session-parts.js';
 import { acquireAppArena, releaseAppArena } from './shared-arena.js';
 import { permissionMode, type Universe } from './universe.js';
 
@@ -58,10 +58,13 @@ export class ClientSession {
   private constructor() {}
 
   /**
-   * Opens a session. Rejects with `ENOSERVER` at once when no server of `serverApp` listens (retrying is the
+   * Opens a session. Resolves with an `open` session — never with one that closed meanwhile: the caller's
+   * continuation runs before any event of the session, so a listener attached at once sees its `'hosed'` and
+   * `'close'`. Rejects with `ENOSERVER` at once when no server of `serverApp` listens (retrying is the
    * caller's choice: a back-off between 250 and 5000 ms suits most services), with the server's refusal code
-   * (`ESESSIONLIMIT`, `EAPPNOTACCEPTED`, `EUIDMISMATCH`, ...) when refused, with TimeoutError past `timeoutMs`
-   * and with AbortError when `signal` aborts.
+   * (`ESESSIONLIMIT`, `EAPPNOTACCEPTED`, `EUIDMISMATCH`, ...) when refused, with `ECONNRESET` when the server
+   * went away during the handshake (even right after WELCOME), with TimeoutError past `timeoutMs` and with
+   * AbortError when `signal` aborts.
    */
   static connect(options: ConnectOptions): Promise<Session> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -85,8 +88,8 @@ export class ClientSession {
     return new Promise<Session>((resolve, reject) => {
       const socket = netConnect(socketPath);
       const reader = new FrameReader(HANDSHAKE_MAX_PAYLOAD);
-      const opened: Arena[] = [];
-      const releaseOnFailure: Array<() => void> = [];
+      /** What the handshake made so far, undone in reverse if the connect fails before a Session owns it. */
+      const undo: Array<() => void> = [];
       let settled = false;
       const finish = (err: Error | null, session?: Session) => {
         if (settled) return;
@@ -95,14 +98,38 @@ export class ClientSession {
         options.signal?.removeEventListener('abort', onAbort);
         handOver();
         if (err !== null) {
-          for (const arena of opened) arena.close();
-          for (const release of releaseOnFailure) release();
+          for (const step of undo.reverse()) {
+            try {
+              step();
+            } catch (e) {
+              logger.warn({ err: e }, 'undoing a connect step failed');
+            }
+          }
           socket.destroy();
           logger.info({ code: (err as ShmxError).code, reason: err.message }, 'connect failed');
           reject(err);
         } else {
           resolve(session!);
         }
+      };
+      /**
+       * Resolves with `session` only if it is still open. Called from a microtask: socket events of the same
+       * read (an EOF right after WELCOME is delivered by process.nextTick) have run by then, and the caller's
+       * continuation runs in this same microtask pass, before any later event — so it gets an open session
+       * and can listen, or a rejection, never a session that closed before it could listen.
+       */
+      const resolveIfOpen = (session: Session) => {
+        if (session.state === 'open') {
+          finish(null, session);
+          return;
+        }
+        const err = new ShmxError('ECONNRESET', `server '${serverApp}' went away as the session opened ` +
+          `(${session.closeReason ?? session.state})`, { resource: socketPath });
+        settled = true; // the session's own teardown already released everything
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        logger.info({ code: err.code, reason: err.message }, 'connect failed');
+        reject(err);
       };
       // The connect's own listeners leave the socket as soon as a Session owns it (or the connect failed).
       const handOver = () => {
@@ -163,14 +190,13 @@ export class ClientSession {
               const session = open(welcome, frames.slice(i + 1));
               // The session owns the socket and the arenas from here on: a later failure closes it, nothing else.
               handOver();
-              opened.length = 0;
-              releaseOnFailure.length = 0;
+              undo.length = 0;
               if (initChannels.length === 0) {
-                finish(null, session);
+                queueMicrotask(() => resolveIfOpen(session));
               } else {
                 // The session is open; the connect completes with its init channels, or not at all.
                 Promise.all(initChannels.map((o) => session.openInitChannel(o))).then(
-                  () => finish(null, session),
+                  () => resolveIfOpen(session),
                   (err: Error) => {
                     void session.close('protocol-error');
                     settled = true; // the session's own close tears everything down
@@ -205,30 +231,30 @@ export class ClientSession {
           throw new ShmxError('EPROTO', 'the server named arenas outside this session\'s scope');
         }
         const sessionArena = Arena.open(welcome.sessionArena, { lockTimeoutMs: 100, logger });
-        opened.push(sessionArena);
+        undo.push(() => sessionArena.close());
         const appArena = acquireAppArena(welcome.appArena, logger);
-        releaseOnFailure.push(() => releaseAppArena(appArena));
-        socket.write(encodeFrame(FrameType.Ready));
-        const session = new Session({
+        undo.push(() => releaseAppArena(appArena));
+        const wakeup = createWakeup('client', sessionArena, serverApp, server.pid, welcome.session, logger);
+        undo.push(() => wakeup.close());
+        socket.write(encodeJsonFrame(FrameType.Ready, { wakeup: wakeup.hello() }));
+        const session = new Session(sessionParts({
           side: 'client',
-          number: welcome.session,
           serverApp,
-          localApp: clientApp,
-          serverPid: server.pid,
+          clientApp,
+          welcome,
           peer: { app: serverApp, pid: cred.pid, uid: cred.uid, gid: cred.gid, startTime: server.startTime },
           socket: socket as Socket,
           reader,
           early,
           sessionArena,
           appArena,
-          ownsAppArena: true,
-          scopePrefix: sessionScopePrefix(server, serverApp, clientApp, welcome.session),
+          wakeup,
+          peerWakeup: welcome.wakeup,
           objectMode: permissionMode(universe.server(serverApp).permissions),
-          keepAlive: { intervalMs: welcome.keepAliveIntervalMs, timeoutMs: welcome.keepAliveTimeoutMs },
           maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
           channels: channelSettings,
           logger,
-        });
+        }));
         session.logger.info({ peer: session.peer }, 'session opened');
         // From now on this process also sweeps the server app's stale objects now and then.
         sweepPeriodically(serverApp, logger, options.sweepIntervalMs);

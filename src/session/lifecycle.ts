@@ -1,22 +1,22 @@
 /**
  * Session states, their guarded transitions, and the fixed vocabulary of close reasons.
  *
- *   connecting → handshaking → open → closing → closed
- *          ╰──────────╰──────────╰────────╰────→ faulted → closed
+ *   open → closing → closed
+ *     ╰───────╰────→ faulted → closed
  *
- * `closed` is terminal; `faulted` may only go to `closed`; `closing` only to `closed` or `faulted`. A late
- * callback asking for any other move is refused, so nothing can revive a session.
+ * A Session object exists only once open: connecting and handshaking are the life of the connect promise
+ * (client) and of a handshake (server, handshake.ts), never states of a Session. `closed` is terminal;
+ * `faulted` may only go to `closed`; `closing` only to `closed` or `faulted`. A late callback asking for any
+ * other move is refused, so nothing can revive a session.
  */
 
 import type { CloseReason } from '../close-reason.js';
 
 export { CLOSE_REASONS, isCloseReason, type CloseReason } from '../close-reason.js';
 
-export type SessionState = 'connecting' | 'handshaking' | 'open' | 'closing' | 'closed' | 'faulted';
+export type SessionState = 'open' | 'closing' | 'closed' | 'faulted';
 
 const ALLOWED: Record<SessionState, readonly SessionState[]> = {
-  connecting: ['handshaking', 'closing', 'faulted', 'closed'],
-  handshaking: ['open', 'closing', 'faulted', 'closed'],
   open: ['closing', 'faulted'],
   closing: ['closed', 'faulted'],
   faulted: ['closed'],

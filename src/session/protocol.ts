@@ -4,7 +4,8 @@
  */
 import { ShmxError } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: WELCOME and READY carry each side's wake-up facts (before: a channel-level HELLO after READY). */
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 8;
 /** Largest frame accepted while handshaking: HELLO/WELCOME are a few hundred bytes. */
 export const HANDSHAKE_MAX_PAYLOAD = 4096;
@@ -125,6 +126,12 @@ export const field = {
     if (typeof v !== 'string' || v.length === 0 || v.length > max) throw protocolError(`field '${key}' must be a string`);
     return v;
   },
+  /** A JSON object whose content another layer checks. */
+  object(o: Record<string, unknown>, key: string): Record<string, unknown> {
+    const v = o[key];
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw protocolError(`field '${key}' must be an object`);
+    return v as Record<string, unknown>;
+  },
   integer(o: Record<string, unknown>, key: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
     const v = o[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -152,6 +159,13 @@ export interface Welcome {
   appArena: string;
   keepAliveIntervalMs: number;
   keepAliveTimeoutMs: number;
+  /** The server's wake-up facts: opaque here, checked by the channel layer (Wakeup.meetPeer). */
+  wakeup: unknown;
+}
+
+/** Client → server: the client has opened the session's objects; its wake-up facts (opaque here). */
+export interface Ready {
+  wakeup: unknown;
 }
 
 /** Server → client: why the session was not opened. */
@@ -181,7 +195,13 @@ export function parseWelcome(payload: Buffer): Welcome {
     appArena: field.string(o, 'appArena', 200),
     keepAliveIntervalMs: field.integer(o, 'keepAliveIntervalMs', 1, 3_600_000),
     keepAliveTimeoutMs: field.integer(o, 'keepAliveTimeoutMs', 1, 3_600_000),
+    wakeup: field.object(o, 'wakeup'),
   };
+}
+
+export function parseReady(payload: Buffer): Ready {
+  const o = parseJsonPayload(payload, 'READY');
+  return { wakeup: field.object(o, 'wakeup') };
 }
 
 export function parseRefusal(payload: Buffer): Refusal {

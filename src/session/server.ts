@@ -5,32 +5,23 @@
  * session down (forcing those that hang past a deadline) and removes everything it made.
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
 import { resolveChannelSettings, type ChannelSettings } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
+import { createWithFreshNonce } from '../cleanup/names.js';
 import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
-import { ShmxError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
+import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
 import { acquireInstanceLock } from './instance-lock.js';
-import { peerCredentialsOf } from './peer-socket.js';
-import {
-  encodeJsonFrame,
-  FrameReader,
-  FrameType,
-  HANDSHAKE_MAX_PAYLOAD,
-  parseHello,
-  type Hello,
-  type Refusal,
-  type Welcome,
-} from './protocol.js';
-import { appArenaName, appScopePrefix, sessionArenaName, sessionScopePrefix } from './scope-names.js';
-import { Session, type KeepAliveOptions } from './session.js';
+import { encodeJsonFrame, FrameType, type Refusal } from './protocol.js';
+import { prepareRunDirectory, runDirectoryMode } from './run-directory.js';
+import { appScopePrefix, arenaName, scopeOfArena } from './scope-names.js';
+import type { Session, KeepAliveOptions } from './session.js';
 import { permissionMode, type Universe } from './universe.js';
-import { verifyClient } from './verify-client.js';
 
 /** Sizes of an arena the server creates. */
 export interface ArenaSizing {
@@ -47,8 +38,14 @@ export interface SessionServerOptions {
   universe: Universe;
   /** The server app this process runs as (must be a server in the universe). */
   serverApp: string;
-  /** Sessions open or opening at once; a connect over it is refused at once with ESESSIONLIMIT. Default 128. */
+  /** Sessions open at once; a connect over it is refused at once with ESESSIONLIMIT. Handshakes in progress do
+   *  not count (they have limits of their own, below). Default 128. */
   maxSessions?: number;
+  /** Handshakes in progress at once. When full, a new connection displaces the oldest one that has not said
+   *  HELLO yet (EHANDSHAKELIMIT to that one), else it is refused with EHANDSHAKELIMIT. Default 128. */
+  maxHandshakes?: number;
+  /** Handshakes in progress at once per connecting uid, with the same displacement. Default 64. */
+  maxHandshakesPerUid?: number;
   /** Default 256 MiB max (reserved only as used: 256 KiB at open, then ≥ 1 MiB steps sized so the max stays
    *  reachable — about 4 MiB here). Room for 1000 channels with default 64 KiB rings. */
   sessionArena?: ArenaSizing;
@@ -56,7 +53,7 @@ export interface SessionServerOptions {
   appArena?: ArenaSizing;
   /** Default ping every 1000 ms, hosed after 3000 ms of silence. Sent to clients in the handshake. */
   keepAlive?: Partial<KeepAliveOptions>;
-  /** A client must finish its handshake within this. Default 2000 ms. */
+  /** A client must finish its handshake within this (connect to READY). Default 2000 ms. */
   handshakeTimeoutMs?: number;
   /** close() force-closes sessions still open after this. Default 2000 ms. */
   shutdownTimeoutMs?: number;
@@ -82,22 +79,6 @@ export interface SessionServerMetrics {
   refusedByReason: Record<string, number>;
 }
 
-interface Pending {
-  socket: Socket;
-  reader: FrameReader;
-  timer: NodeJS.Timeout;
-  /** Undo steps of a half-made session, run in reverse on failure. */
-  rollback: Array<() => void>;
-  /** The handshake's own socket listeners, removed when the session takes the socket over. */
-  onData?: (chunk: Buffer) => void;
-  onClose?: () => void;
-  hello?: Hello;
-  welcome?: Welcome;
-  sessionArena?: Arena;
-  appArena?: Arena;
-  done: boolean;
-}
-
 interface ServerEvents {
   session: [session: Session];
   /** A connection was refused (code and reason are also logged and sent to the client). */
@@ -114,19 +95,20 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   readonly metrics: SessionServerMetrics;
 
   private readonly options: Required<
-    Pick<SessionServerOptions, 'maxSessions' | 'handshakeTimeoutMs' | 'shutdownTimeoutMs' | 'maxConsecutiveErrors'>
+    Pick<SessionServerOptions, 'maxSessions' | 'handshakeTimeoutMs' | 'shutdownTimeoutMs' | 'maxConsecutiveErrors' |
+      'maxHandshakes' | 'maxHandshakesPerUid'>
   > & SessionServerOptions;
   private readonly keepAlive: KeepAliveOptions;
   private readonly channelSettings: ChannelSettings;
   private readonly sessions = new Set<Session>();
-  private readonly pending = new Set<Pending>();
+  private readonly handshakes: Handshakes;
   private readonly appArenas = new Map<string, Arena>();
   private readonly waiting: Array<(r: IteratorResult<Session>) => void> = [];
   /** Sessions accepted while no iterator waited (only once someone iterates). */
   private readonly queued: Session[] = [];
   private iterated = false;
   private listener: Server | undefined;
-  private lock: { release(): Promise<void> } | undefined;
+  private lock: { release(): void } | undefined;
   private nextSession = 1;
   private closing: Promise<void> | undefined;
 
@@ -147,6 +129,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       handshakeTimeoutMs: positive(options.handshakeTimeoutMs, 'handshakeTimeoutMs', 2000),
       shutdownTimeoutMs: positive(options.shutdownTimeoutMs, 'shutdownTimeoutMs', 2000),
       maxConsecutiveErrors: positive(options.maxConsecutiveErrors, 'maxConsecutiveErrors', 16),
+      maxHandshakes: positive(options.maxHandshakes, 'maxHandshakes', 128),
+      maxHandshakesPerUid: positive(options.maxHandshakesPerUid, 'maxHandshakesPerUid', 64),
     };
     if (options.sweepIntervalMs !== undefined && (!Number.isFinite(options.sweepIntervalMs) || options.sweepIntervalMs < 100)) {
       throw new RangeError('sweepIntervalMs must be at least 100 ms');
@@ -164,11 +148,31 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       closedByReason: Object.fromEntries(CLOSE_REASONS.map((r) => [r, 0])) as Record<CloseReason, number>,
       refusedByReason: {},
     };
+    this.handshakes = new Handshakes({
+      serverApp: this.serverApp,
+      universe: options.universe,
+      logger: this.logger,
+      keepAlive: this.keepAlive,
+      channels: this.channelSettings,
+      maxConsecutiveErrors: this.options.maxConsecutiveErrors,
+      sessionArena: options.sessionArena,
+      maxSessions: this.options.maxSessions,
+      roomForSession: () => this.sessions.size < this.options.maxSessions,
+      nextSessionNumber: () => this.nextSession++,
+      appArenaFor: (clientApp, mode) => this.appArenaFor(clientApp, mode),
+      opened: (session) => this.opened(session),
+      refuse: (socket, refusal, clientApp) => this.refuse(socket, refusal, clientApp),
+    }, {
+      maxHandshakes: this.options.maxHandshakes,
+      maxHandshakesPerUid: this.options.maxHandshakesPerUid,
+      timeoutMs: this.options.handshakeTimeoutMs,
+    });
   }
 
   /**
-   * Starts a server: takes the app's instance lock (ESERVERRUNNING if another live server holds it), sweeps
-   * the app's stale objects, and listens. Everything done is undone if a step fails.
+   * Starts a server: prepares and checks the run directory (EUNSAFEDIR, naming the rule it breaks), takes the
+   * app's instance lock there (ESERVERRUNNING if another live server holds it), sweeps the app's stale objects,
+   * and listens. Everything done is undone if a step fails.
    */
   static async start(options: SessionServerOptions): Promise<SessionServer> {
     const server = new SessionServer(options);
@@ -182,14 +186,13 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   private async listen(): Promise<void> {
-    this.lock = await acquireInstanceLock(this.serverApp);
+    const def = this.options.universe.server(this.serverApp);
+    prepareRunDirectory(def.runDirectory, runDirectoryMode(def.permissions));
+    this.lock = acquireInstanceLock(def.runDirectory, this.serverApp);
     const report = sweepStale({ serverApp: this.serverApp, logger: this.logger });
     if (report.removed.length > 0) {
       this.logger.info({ removed: report.removed.map((r) => r.name) }, 'removed a crashed predecessor\'s objects');
     }
-    const def = this.options.universe.server(this.serverApp);
-    mkdirSync(def.runDirectory, { recursive: true, mode: 0o755 });
-    checkRunDirectory(def.runDirectory);
     rmSync(this.socketPath, { force: true }); // left by a crashed predecessor: we hold the lock, it is stale
     const listener = createServer((socket) => this.onConnection(socket));
     this.listener = listener;
@@ -231,84 +234,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       this.refuse(socket, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
       return;
     }
-    if (this.sessions.size + this.pending.size >= this.options.maxSessions) {
-      this.refuse(socket, { code: 'ESESSIONLIMIT', reason: `server has ${this.options.maxSessions} sessions` });
-      return;
-    }
-    const p: Pending = {
-      socket,
-      reader: new FrameReader(HANDSHAKE_MAX_PAYLOAD),
-      rollback: [],
-      done: false,
-      timer: setTimeout(
-        () => this.fail(p, { code: 'ETIMEDOUT', reason: `handshake took over ${this.options.handshakeTimeoutMs} ms` }),
-        this.options.handshakeTimeoutMs,
-      ),
-    };
-    this.pending.add(p);
-    p.onData = (chunk: Buffer) => this.onHandshakeData(p, chunk);
-    p.onClose = () => this.fail(p, null);
-    socket.on('data', p.onData);
-    socket.on('close', p.onClose);
-  }
-
-  private onHandshakeData(p: Pending, chunk: Buffer): void {
-    if (p.done) return;
-    let frames;
-    try {
-      frames = p.reader.push(chunk);
-    } catch (err) {
-      this.fail(p, { code: 'EPROTO', reason: (err as Error).message });
-      return;
-    }
-    for (let i = 0; i < frames.length && !p.done; i++) {
-      const { type, payload } = frames[i]!;
-      try {
-        if (type === FrameType.Hello && p.hello === undefined) this.onHello(p, parseHello(payload));
-        else if (type === FrameType.Ready && p.welcome !== undefined) this.onReady(p, frames.slice(i + 1));
-        else throw new ShmxError('EPROTO', `unexpected frame type ${type} during handshake`);
-      } catch (err) {
-        const code = (err as ShmxError).code === 'EPROTO' ? 'EPROTO' : 'ERESOURCES';
-        if (code === 'ERESOURCES') this.logger.error({ err }, 'could not create session resources');
-        this.fail(p, { code, reason: (err as Error).message });
-      }
-    }
-  }
-
-  private onHello(p: Pending, hello: Hello): void {
-    p.hello = hello;
-    const refusal = verifyClient(this.options.universe, this.serverApp, hello, peerCredentialsOf(p.socket));
-    if (refusal !== null) {
-      this.fail(p, refusal);
-      return;
-    }
-    const me = selfIdentity();
-    const number = this.nextSession++;
-    const mode = permissionMode(this.options.universe.server(this.serverApp).permissions);
-    // Each step registers its undo first, so a failure at any point removes exactly what was made.
-    const scope = sessionScopePrefix(me, this.serverApp, hello.clientApp, number);
-    p.rollback.push(() => removeSegmentsWithPrefix(scope));
-    // Reserving pages costs time at open and RAM for the session's life: start small, grow on demand.
-    const sizing = this.options.sessionArena ?? { maxBytes: 256 << 20, initialBytes: 256 << 10, growChunk: 1 << 20 };
-    const sessionArena = Arena.create(sessionArenaName(me, this.serverApp, hello.clientApp, number), {
-      ...sizing,
-      mode,
-      ...arenaSafety(this.logger),
-    });
-    p.sessionArena = sessionArena;
-    p.rollback.push(() => sessionArena.close());
-    // Not undone on failure: other sessions of this client app may be using it already; it goes at close().
-    p.appArena = this.appArenaFor(hello.clientApp, mode);
-    p.welcome = {
-      session: number,
-      serverPid: me.pid,
-      serverStartTime: me.startTime,
-      sessionArena: sessionArenaName(me, this.serverApp, hello.clientApp, number),
-      appArena: appArenaName(me, this.serverApp, hello.clientApp),
-      keepAliveIntervalMs: this.keepAlive.intervalMs,
-      keepAliveTimeoutMs: this.keepAlive.timeoutMs,
-    };
-    p.socket.write(encodeJsonFrame(FrameType.Welcome, p.welcome));
+    this.handshakes.accept(socket);
   }
 
   /** The app arena of `clientApp`, created with its first session; it lives until the server closes. */
@@ -316,13 +242,15 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     let arena = this.appArenas.get(clientApp);
     if (arena === undefined) {
       const sizing = this.options.appArena ?? { maxBytes: 256 << 20, initialBytes: 1 << 20 };
-      arena = Arena.create(appArenaName(selfIdentity(), this.serverApp, clientApp), {
-        ...sizing,
-        mode,
-        ...arenaSafety(this.logger),
-      });
+      // A fresh nonce, another on EEXIST: a name someone created first never blocks this client app.
+      arena = createWithFreshNonce('app arena', (nonce) =>
+        Arena.create(arenaName(appScopePrefix(selfIdentity(), this.serverApp, clientApp, nonce)), {
+          ...sizing,
+          mode,
+          ...arenaSafety(this.logger),
+        }));
       this.appArenas.set(clientApp, arena);
-      this.logger.info({ clientApp }, 'created app arena');
+      this.logger.info({ clientApp, arena: arena.name }, 'created app arena');
     }
     return arena;
   }
@@ -330,45 +258,16 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private dropAppArena(clientApp: string): void {
     const arena = this.appArenas.get(clientApp);
     this.appArenas.delete(clientApp);
+    if (arena === undefined) return;
     try {
-      arena?.close();
+      arena.close();
     } finally {
-      removeSegmentsWithPrefix(appScopePrefix(selfIdentity(), this.serverApp, clientApp), this.logger);
+      removeSegmentsWithPrefix(scopeOfArena(arena.name), this.logger);
     }
   }
 
-  private onReady(p: Pending, early: Array<{ type: FrameType; payload: Buffer }>): void {
-    const { hello, welcome, socket } = p;
-    if (hello === undefined || welcome === undefined || p.sessionArena === undefined || p.appArena === undefined) {
-      throw new ShmxError('EPROTO', 'READY before WELCOME');
-    }
-    const cred = peerCredentialsOf(socket);
-    // If this throws, the handshake fails and its rollback removes the session arena.
-    const session = new Session({
-      side: 'server',
-      number: welcome.session,
-      serverApp: this.serverApp,
-      localApp: this.serverApp,
-      serverPid: welcome.serverPid,
-      peer: { app: hello.clientApp, pid: cred.pid, uid: cred.uid, gid: cred.gid, startTime: hello.startTime },
-      socket,
-      reader: p.reader,
-      early,
-      sessionArena: p.sessionArena,
-      appArena: p.appArena,
-      ownsAppArena: false,
-      scopePrefix: sessionScopePrefix(selfIdentity(), this.serverApp, hello.clientApp, welcome.session),
-      objectMode: permissionMode(this.options.universe.server(this.serverApp).permissions),
-      keepAlive: this.keepAlive,
-      maxConsecutiveErrors: this.options.maxConsecutiveErrors,
-      channels: this.channelSettings,
-      logger: this.logger,
-    });
-    p.done = true;
-    clearTimeout(p.timer);
-    this.pending.delete(p);
-    socket.removeListener('data', p.onData!);
-    socket.removeListener('close', p.onClose!);
+  /** A handshake made a session: count it, watch it, hand it to the app. */
+  private opened(session: Session): void {
     this.sessions.add(session);
     this.metrics.opened++;
     this.metrics.active = this.sessions.size;
@@ -398,26 +297,6 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     }
   }
 
-  /** Ends a handshake that did not make it: undo its steps, tell the client why (if it is still there). */
-  private fail(p: Pending, refusal: Refusal | null): void {
-    if (p.done) return;
-    p.done = true;
-    clearTimeout(p.timer);
-    this.pending.delete(p);
-    for (const undo of p.rollback.reverse()) {
-      try {
-        undo();
-      } catch (err) {
-        this.logger.warn({ err }, 'rollback step failed');
-      }
-    }
-    if (refusal === null) {
-      p.socket.destroy();
-      return;
-    }
-    this.refuse(p.socket, refusal, p.hello?.clientApp);
-  }
-
   private refuse(socket: Socket, refusal: Refusal, clientApp?: string): void {
     this.metrics.refusedByReason[refusal.code] = (this.metrics.refusedByReason[refusal.code] ?? 0) + 1;
     this.logger.warn({ ...refusal, clientApp }, 'session refused');
@@ -439,7 +318,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private async shutdown(): Promise<void> {
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
-    for (const p of [...this.pending]) this.fail(p, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
+    this.handshakes.failAll({ code: 'ESHUTDOWN', reason: 'server is shutting down' });
     const graceful = Promise.allSettled([...this.sessions].map((s) => s.close('server-shutdown')));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.options.shutdownTimeoutMs)));
@@ -458,7 +337,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     }
     if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
     await stopped;
-    await this.lock?.release();
+    this.lock?.release();
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });
     this.logger.info('session server closed');
     this.emit('close');
@@ -471,18 +350,4 @@ export class SessionServer extends EventEmitter<ServerEvents> {
  */
 function arenaSafety(logger: Logger): { lockTimeoutMs: number; logger: Logger } {
   return { lockTimeoutMs: 100, logger };
-}
-
-/**
- * The run directory holds the socket clients trust. Refuse one that another user owns or may write to (a
- * local user who made /tmp/shmx first could otherwise swap the socket for their own).
- */
-function checkRunDirectory(path: string): void {
-  const st = lstatSync(path);
-  const uid = process.getuid?.() ?? 0;
-  const othersMayWrite = (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0;
-  if (!st.isDirectory() || (st.uid !== uid && st.uid !== 0) || othersMayWrite) {
-    throw new ShmxError('EUNSAFEDIR', `run directory ${path} must be a directory owned by this user (or root) and not ` +
-      'writable by others', { resource: path });
-  }
 }

@@ -4,20 +4,19 @@
  * silence past the keep-alive timeout), closes exactly once, children first, and removes the session's shared
  * objects as soon as it knows the peer is gone.
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { Arena } from '../arena/index.js';
-import { bridgeToWorker, ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild } from '../channel/index.js';
+import { bridgeToWorker, ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild, type Wakeup } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
-import { scopePrefix } from '../cleanup/names.js';
 import { whenDead } from '../cleanup/liveness.js';
 import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
+import { queuePrefix } from './scope-names.js';
 import { releaseAppArena } from './shared-arena.js';
 import { canTransition, isCloseReason, isFault, type CloseReason, type SessionState } from './lifecycle.js';
 import {
@@ -57,7 +56,7 @@ export interface KeepAliveOptions {
 
 export type { SessionChild } from '../channel/index.js';
 
-/** @internal Everything a Session is made of; built by SessionServer or ClientSession. */
+/** @internal Everything a Session is made of; built by {@link sessionParts} (session-parts.ts) for both sides. */
 export interface SessionParts {
   side: 'server' | 'client';
   number: number;
@@ -81,11 +80,16 @@ export interface SessionParts {
   maxConsecutiveErrors: number;
   channels: ChannelSettings;
   logger: Logger;
+  /** This side's wake-up, made during the handshake; the session's mux owns it from construction on. */
+  wakeup: Wakeup;
+  /** The peer's wake-up facts from the handshake (WELCOME or READY), opaque here; the mux checks them. */
+  peerWakeup: unknown;
 }
 
 /** Events of a Session. */
 export interface SessionEvents {
-  /** The peer is gone or broke the protocol (the error handler): `err.code === 'EHOSED'`, `err.reason`. */
+  /** The peer is gone or broke the protocol (the error handler): `err.code === 'EHOSED'`, `err.reason`. Emitted
+   *  before `close`. */
   hosed: [err: ShmxError & { reason: CloseReason }];
   /** The peer opened a channel (passive open). Without a listener, the peer's open is refused. */
   channel: [channel: Channel];
@@ -114,6 +118,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly children = new Set<SessionChild>();
   private stopKeepAlive: (() => void) | undefined;
   private lastHeard = Date.now();
+  /** When the keep-alive last ticked: a tick far later than the interval means this process was stalled. */
+  private lastTick = Date.now();
   private closed: Promise<void> | undefined;
   private readonly mux: ChannelMux;
 
@@ -131,7 +137,7 @@ export class Session extends EventEmitter<SessionEvents> {
     parts.reader.maxBulkPayload = parts.channels.maxSocketMessage + 64;
     // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
     // caller (server or client) rolls the handshake back.
-    this.mux = new ChannelMux(this.channelHost(), parts.channels);
+    this.mux = new ChannelMux(this.channelHost(), parts.channels, parts.wakeup, parts.peerWakeup);
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
@@ -223,6 +229,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private channelHost(): MuxHost {
     const session = this;
     const { parts } = this;
+    const clientApp = parts.side === 'server' ? parts.peer.app : parts.localApp;
     return {
       side: parts.side,
       id: this.id,
@@ -231,17 +238,11 @@ export class Session extends EventEmitter<SessionEvents> {
       peerPid: parts.peer.pid,
       sessionArenaForChannels: parts.sessionArena,
       appArenaForChannels: parts.appArena,
-      localScopePrefix: scopePrefix({
-        kind: 'mq', serverApp: parts.serverApp, creator: selfIdentity(),
-        clientApp: parts.side === 'server' ? parts.peer.app : parts.localApp, session: parts.number,
-      }),
-      peerScopePrefix: scopePrefix({
-        kind: 'mq', serverApp: parts.serverApp, creator: { pid: parts.peer.pid, startTime: parts.peer.startTime },
-        clientApp: parts.side === 'server' ? parts.peer.app : parts.localApp, session: parts.number,
-      }),
+      localScopePrefix: queuePrefix(selfIdentity(), parts.serverApp, clientApp, parts.number),
+      peerScopePrefix: queuePrefix(
+        { pid: parts.peer.pid, startTime: parts.peer.startTime }, parts.serverApp, clientApp, parts.number,
+      ),
       objectMode: parts.objectMode,
-      bellName: this.bellName(parts.side),
-      peerBellPrefix: this.bellName(parts.side === 'server' ? 'client' : 'server', false),
       sendChannelFrame: (frameParts, bulk) =>
         this.sendFrameParts(bulk === true ? FrameType.ChannelData : FrameType.Channel, frameParts),
       get masterWritable() {
@@ -267,17 +268,6 @@ export class Session extends EventEmitter<SessionEvents> {
         return true;
       },
     };
-  }
-
-  /**
-   * Name of one side's doorbell: `shmx.bell.<serverApp>.<serverPid>.<session>.<side>.<random>`. The random
-   * part keeps another local user from squatting a predictable name; the peer learns it in the channel hello
-   * and checks the rest.
-   */
-  private bellName(side: 'server' | 'client', withToken = true): string {
-    const { parts } = this;
-    const prefix = `shmx.bell.${parts.serverApp}.${parts.serverPid}.${parts.number}.${side}.`;
-    return withToken ? prefix + randomBytes(6).toString('hex') : prefix;
   }
 
   /** Sends one frame made of consecutive parts on the master socket, without joining them. */
@@ -383,7 +373,15 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private tick(): void {
     if (this.current !== 'open') return;
-    if (Date.now() - this.lastHeard > this.parts.keepAlive.timeoutMs) {
+    const now = Date.now();
+    const { intervalMs, timeoutMs } = this.parts.keepAlive;
+    // A tick far behind its schedule means this process was stopped (SIGSTOP) or blocked: the peer's frames
+    // of that time may be waiting, unread, in our socket (timers run before I/O in the event loop). Judging the
+    // peer now would blame it for our own stall, and tear down a session it still uses. Read first, judge at
+    // the next tick.
+    const stalled = now - this.lastTick > 2 * intervalMs;
+    this.lastTick = now;
+    if (!stalled && now - this.lastHeard > timeoutMs) {
       this.fault('keepalive-timeout', new ShmxError('ETIMEDOUT', 'no keep-alive from the peer'));
       return;
     }
@@ -412,9 +410,10 @@ export class Session extends EventEmitter<SessionEvents> {
     // The peer may be dead: its holds in the app arena are reclaimed, this session's objects removed now.
     this.removeSharedObjects();
     this.sweepAfterFault();
+    // The error handler first, then the teardown that ends in 'close' (the order the guide promises).
+    if (this.listenerCount('hosed') > 0) this.step('a hosed listener threw', () => this.emit('hosed', err));
     // A close already under way finishes the job (it moves faulted → closed); otherwise start it here.
     this.closed ??= this.finish(reason, true);
-    if (this.listenerCount('hosed') > 0) this.emit('hosed', err);
   }
 
   private removeSharedObjects(releasePages = false): void {

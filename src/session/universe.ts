@@ -2,9 +2,9 @@
  * The universe: one shared description of the apps that may talk to each other. Server and client programs
  * import the same definition, so both sides agree on names, identities and permissions.
  */
-import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { checkAppName } from '../cleanup/names.js';
+import { defaultRunDirectory } from './run-directory.js';
 
 /** An app: a program that takes part in sessions. */
 export interface AppDefinition {
@@ -27,7 +27,10 @@ export interface ServerAppDefinition extends AppDefinition {
   acceptedClients: string[];
   /** Default `user`. */
   permissions?: PermissionLevel;
-  /** Where its socket lives. Default `<os tmpdir>/shmx`. */
+  /** Where its socket and instance lock live. Default: per user — `$XDG_RUNTIME_DIR/shmx` when usable (and the
+   *  level is `user`), else `<os tmpdir>/shmx-<uid>` (the app's `uid` when named); see run-directory.ts. Every
+   *  process of the universe must compute the same path: give one explicitly when they run in different
+   *  environments (a service without XDG_RUNTIME_DIR and a login shell with it, say). */
   runDirectory?: string;
 }
 
@@ -65,7 +68,7 @@ export class Universe {
       for (const client of server.acceptedClients ?? []) {
         if (!this.apps.has(client)) throw new RangeError(`${server.name} accepts unknown app '${client}'`);
       }
-      const runDirectory = server.runDirectory ?? join(tmpdir(), 'shmx');
+      const runDirectory = server.runDirectory ?? defaultRunDirectory({ uid: server.uid, permissions });
       if (!isAbsolute(runDirectory)) throw new RangeError(`${server.name}.runDirectory must be absolute`);
       const socketPath = join(runDirectory, `${server.name}.sock`);
       if (Buffer.byteLength(socketPath) > 107) {

@@ -87,9 +87,9 @@ describe.each(TRANSPORTS)('refused opens over %s', (transport) => {
   });
 });
 
-describe('opening channels before the peer is ready', () => {
-  it('times out when the peer never says hello, and fails at once when the session closes', async () => {
-    const { peer, session, serverApp } = await withPeer({ noHello: true });
+describe('opening channels the peer never answers', () => {
+  it('times out when the peer never accepts, and fails at once when the session closes', async () => {
+    const { peer, session, serverApp } = await withPeer({ noAccept: true });
     const started = Date.now();
     const timedOut = await outcome(session.openChannel({ timeoutMs: 200 }), 3000);
     expect(timedOut).toBeInstanceOf(TimeoutError);

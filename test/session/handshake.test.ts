@@ -5,6 +5,7 @@ import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { AS_NOBODY, Child } from '../helpers/child.js';
 import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { PROTOCOL_VERSION } from '../../src/session/protocol.js';
 
 const servers: SessionServer[] = [];
 const children: Child[] = [];
@@ -44,7 +45,7 @@ describe('handshake', () => {
     const { t, universe, server } = await setup({ handshakeTimeoutMs: 300 });
     const healthy = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const me = selfIdentity();
-    const hello = { protocol: 1, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
 
     const garbage = await raw(server.socketPath, (s) => s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
     expect(refusalCode(garbage.received)).toBe('EPROTO');
@@ -88,7 +89,7 @@ describe('handshake', () => {
     let opened = 0;
     const { t, server } = await setup({ onSessionOpen: () => opened++ });
     const me = selfIdentity();
-    const hello = { protocol: 1, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
     // HELLO, wait for WELCOME (the server made the arenas), then hang up instead of READY.
     await new Promise<void>((resolve) => {
       const s = connect(server.socketPath, () => s.write(frame(1, JSON.stringify(hello))));

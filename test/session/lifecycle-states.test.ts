@@ -1,16 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { canTransition, type SessionState } from '../../src/session/lifecycle.js';
 
-const STATES: SessionState[] = ['connecting', 'handshaking', 'open', 'closing', 'closed', 'faulted'];
+const STATES: SessionState[] = ['open', 'closing', 'closed', 'faulted'];
 
 describe('session state machine', () => {
   it('allows exactly the documented moves', () => {
     const allowed = STATES.flatMap((from) => STATES.filter((to) => canTransition(from, to)).map((to) => `${from}→${to}`));
     expect(allowed.sort()).toEqual([
       'closing→closed', 'closing→faulted',
-      'connecting→closed', 'connecting→closing', 'connecting→faulted', 'connecting→handshaking',
       'faulted→closed',
-      'handshaking→closed', 'handshaking→closing', 'handshaking→faulted', 'handshaking→open',
       'open→closing', 'open→faulted',
     ].sort());
   });
