@@ -7,7 +7,7 @@ import { ShmxError } from '../errors.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
 import type { Block } from './block.js';
-import { ArenaCore, type ArenaLogger, type CoreOptions, type HeaderFacts, type LeakInfo } from './core.js';
+import { ArenaCore, type ArenaGrowth, type ArenaLogger, type CoreOptions, type HeaderFacts, type LeakInfo } from './core.js';
 import type { Handle } from './handle.js';
 import {
   ARENA_MAGIC,
@@ -39,7 +39,7 @@ import { claimSlot, freeSlot } from './slots.js';
 import { sleepMs } from './page-lock.js';
 import { computeStats, type ArenaStats } from './stats.js';
 
-export type { ArenaLogger, LeakInfo } from './core.js';
+export type { ArenaGrowth, ArenaLogger, LeakInfo } from './core.js';
 export type { ArenaStats } from './stats.js';
 
 /** Options of {@link Arena.open}. */
@@ -59,6 +59,13 @@ export interface ArenaOpenOptions {
   trackLeaks?: boolean | 'large';
   /** How long to wait for a page lock held by a live process before `EARENABUSY`. Default 5000 ms. */
   lockTimeoutMs?: number;
+  /**
+   * Called by this instance, with the page lock held, before it adds a data segment — or finds it cannot
+   * because `maxBytes` (or the segment table) is reached (`overCeiling`). It may throw to refuse the growth:
+   * the error reaches the `alloc()` caller and nothing is changed (the session layer's quotas throw `EQUOTA`
+   * here). When it returns, growth goes on, or fails with `EARENAFULL` when over the ceiling.
+   */
+  beforeGrow?: (growth: ArenaGrowth) => void;
 }
 
 /** Options of {@link Arena.create}. */
@@ -99,6 +106,7 @@ function checkOpenOptions(options: unknown): ArenaOpenOptions {
     throw new TypeError('options.logger must be a pino-compatible logger');
   }
   if (o.onLeak !== undefined && typeof o.onLeak !== 'function') throw new TypeError('options.onLeak must be a function');
+  if (o.beforeGrow !== undefined && typeof o.beforeGrow !== 'function') throw new TypeError('options.beforeGrow must be a function');
   if (o.trackLeaks !== undefined && typeof o.trackLeaks !== 'boolean' && o.trackLeaks !== 'large') {
     throw new TypeError("options.trackLeaks must be a boolean or 'large'");
   }
@@ -123,6 +131,7 @@ function coreOptions(o: ArenaOpenOptions): CoreOptions {
     logger: o.logger ?? defaultLogger,
     onLeak: o.onLeak,
     trackLeaks: o.trackLeaks === true ? 'all' : o.trackLeaks === false ? 'none' : 'large',
+    beforeGrow: o.beforeGrow,
   };
 }
 

@@ -152,6 +152,8 @@ export interface Welcome {
   appArena: string;
   keepAliveIntervalMs: number;
   keepAliveTimeoutMs: number;
+  /** Channels each side may open (quotas.channelsPerSession): the client checks its opens against it. */
+  maxChannels: number;
 }
 
 /** Server → client: why the session was not opened. */
@@ -181,6 +183,7 @@ export function parseWelcome(payload: Buffer): Welcome {
     appArena: field.string(o, 'appArena', 200),
     keepAliveIntervalMs: field.integer(o, 'keepAliveIntervalMs', 1, 3_600_000),
     keepAliveTimeoutMs: field.integer(o, 'keepAliveTimeoutMs', 1, 3_600_000),
+    maxChannels: field.integer(o, 'maxChannels', 1, Number.MAX_SAFE_INTEGER),
   };
 }
 

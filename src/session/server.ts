@@ -12,7 +12,7 @@ import { resolveChannelSettings, type ChannelSettings } from '../channel/index.j
 import { selfIdentity } from '../cleanup/liveness.js';
 import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
 import { acquireInstanceLock } from './instance-lock.js';
@@ -27,6 +27,7 @@ import {
   type Refusal,
   type Welcome,
 } from './protocol.js';
+import { ServerQuotas, type ServerQuotaOptions, type ServerQuotaUsage } from './quotas.js';
 import { appArenaName, appScopePrefix, sessionArenaName, sessionScopePrefix } from './scope-names.js';
 import { Session, type KeepAliveOptions } from './session.js';
 import { permissionMode, type Universe } from './universe.js';
@@ -66,6 +67,9 @@ export interface SessionServerOptions {
   maxConsecutiveErrors?: number;
   /** Channel settings of accepted sessions (spin time before parking, socket message limit). */
   channels?: Partial<ChannelSettings>;
+  /** Channels per session, and the server-wide budget of bytes and channels (see {@link ServerQuotaOptions}).
+   *  The per-session byte quotas are the arenas' ceilings: `sessionArena.maxBytes`, `appArena.maxBytes`. */
+  quotas?: ServerQuotaOptions;
   logger?: Logger;
   /** Called when a session has opened, before the `session` event: attach per-session state here. */
   onSessionOpen?: (session: Session) => void;
@@ -129,6 +133,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private lock: { release(): Promise<void> } | undefined;
   private nextSession = 1;
   private closing: Promise<void> | undefined;
+  private readonly quota: ServerQuotas; // quotas.ts
 
   private constructor(options: SessionServerOptions) {
     super();
@@ -157,6 +162,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     };
     this.channelSettings = resolveChannelSettings(options.channels);
     this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
+    this.quota = new ServerQuotas(options.quotas, this.serverApp, selfIdentity(), this.logger); // quotas.ts
     this.metrics = {
       opened: 0,
       active: 0,
@@ -203,12 +209,19 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
+    this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
   }
 
   /** Sessions currently open. */
   get openSessions(): readonly Session[] {
     return [...this.sessions];
+  }
+
+  /** Quota usage now (read-only snapshot): bytes of all this server's arenas and channels of all its sessions
+   *  against their budgets. Per-session usage: `session.quotas`. */
+  get quotas(): ServerQuotaUsage {
+    return this.quota.usage();
   }
 
   /** Iterates over accepted sessions until the server closes. */
@@ -268,7 +281,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
         else if (type === FrameType.Ready && p.welcome !== undefined) this.onReady(p, frames.slice(i + 1));
         else throw new ShmxError('EPROTO', `unexpected frame type ${type} during handshake`);
       } catch (err) {
-        const code = (err as ShmxError).code === 'EPROTO' ? 'EPROTO' : 'ERESOURCES';
+        const code = hasCode(err, 'EPROTO') || hasCode(err, 'EQUOTA') ? (err as ShmxError).code : 'ERESOURCES';
         if (code === 'ERESOURCES') this.logger.error({ err }, 'could not create session resources');
         this.fail(p, { code, reason: (err as Error).message });
       }
@@ -280,6 +293,11 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const refusal = verifyClient(this.options.universe, this.serverApp, hello, peerCredentialsOf(p.socket));
     if (refusal !== null) {
       this.fail(p, refusal);
+      return;
+    }
+    const overBudget = this.quota.admit(); // quotas.ts: at its byte budget, no new session
+    if (overBudget !== null) {
+      this.fail(p, overBudget);
       return;
     }
     const me = selfIdentity();
@@ -294,6 +312,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       ...sizing,
       mode,
       ...arenaSafety(this.logger),
+      beforeGrow: this.quota.guard('sessionArena.maxBytes'), // quotas.ts
     });
     p.sessionArena = sessionArena;
     p.rollback.push(() => sessionArena.close());
@@ -307,6 +326,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       appArena: appArenaName(me, this.serverApp, hello.clientApp),
       keepAliveIntervalMs: this.keepAlive.intervalMs,
       keepAliveTimeoutMs: this.keepAlive.timeoutMs,
+      maxChannels: this.quota.channelsPerSession, // quotas.ts: the client checks its opens against it
     };
     p.socket.write(encodeJsonFrame(FrameType.Welcome, p.welcome));
   }
@@ -320,6 +340,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
         ...sizing,
         mode,
         ...arenaSafety(this.logger),
+        beforeGrow: this.quota.guard('appArena.maxBytes'), // quotas.ts
       });
       this.appArenas.set(clientApp, arena);
       this.logger.info({ clientApp }, 'created app arena');
@@ -363,6 +384,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       maxConsecutiveErrors: this.options.maxConsecutiveErrors,
       channels: this.channelSettings,
       logger: this.logger,
+      quotas: this.quota.sessionPolicy(), // quotas.ts
     });
     p.done = true;
     clearTimeout(p.timer);
@@ -437,6 +459,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   private async shutdown(): Promise<void> {
+    this.quota.stop(); // quotas.ts
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     for (const p of [...this.pending]) this.fail(p, { code: 'ESHUTDOWN', reason: 'server is shutting down' });
