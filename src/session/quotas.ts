@@ -25,8 +25,8 @@ import type { Logger } from '../log.js';
 import type { Refusal } from './protocol.js';
 import { sessionScopePrefix } from './scope-names.js';
 
-/** Default channels each side of a session may have open: the 1000-channel scale test fits with room, and
- *  1024 default rings per side (128 KiB each) fill half of the default 256 MiB session arena. */
+/** Default channels each side of a session may have open: the 1000-channel scale test fits, and 1024 default
+ *  ring pairs (three 64 KiB units each) take 192 MiB, within the default 256 MiB session arena. */
 export const DEFAULT_CHANNELS_PER_SESSION = 1024;
 /** Default channels open in all sessions of one server: 16 sessions at their full per-session quota. */
 export const DEFAULT_TOTAL_CHANNELS = 16 * 1024;
