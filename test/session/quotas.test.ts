@@ -4,8 +4,10 @@
  */
 import { statfsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClientSession, SessionServer, Universe, type Channel, type Session } from '../../src/index.js';
+import type { Socket } from 'node:net';
+import { ClientSession, SessionServer, Universe, type Channel, type Session, type ShmxError } from '../../src/index.js';
 import { Child } from '../helpers/child.js';
+import { frame } from '../helpers/frames.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
 const MiB = 1 << 20;
@@ -156,6 +158,28 @@ describe('quotas', () => {
     expect(server.metrics.closedByReason['limit-exceeded']).toBe(1);
     await innocentWork(innocent, innocentChannel, MiB);
     expect(server.openSessions.map((s) => s.peer.app)).toEqual([t.innocentApp]);
+  });
+
+  it('a server that opens past the limit it announced faults the client\'s session (limit-exceeded)', async () => {
+    const t = testUniverse();
+    const server = await start(t, { quotas: { channelsPerSession: 2 } });
+    const accepted = new Promise<Session>((resolve) => server.once('session', resolve));
+    const client = await connect(t);
+    client.on('channel', () => {});
+    const serverSide = await accepted;
+    await serverSide.openChannel();
+    await serverSide.openChannel();
+    expect(await serverSide.openChannel().catch((e: unknown) => e)).toMatchObject({ code: 'EQUOTA', quota: 'quotas.channelsPerSession' });
+    const hosed = new Promise<ShmxError & { reason: string }>((resolve) => client.once('hosed', resolve));
+    // A third OPEN behind the server's own check, as a server that ignores its quota would send it.
+    const head = Buffer.alloc(8);
+    head[0] = 2; // OPEN
+    head.writeUInt32LE(1000, 4); // even: a server's channel id
+    (serverSide as unknown as { parts: { socket: Socket } }).parts.socket.write(
+      frame(16, Buffer.concat([head, Buffer.from(JSON.stringify({ transport: 'socket', metadata: null, init: false }))])));
+    const err = await hosed;
+    expect(err.reason).toBe('limit-exceeded');
+    expect(err.cause).toMatchObject({ code: 'EQUOTA', quota: 'quotas.channelsPerSession', limit: 2 });
   });
 
   it('channels server-wide: over quotas.totalChannels an open is refused with EQUOTA, sessions go on', async () => {
