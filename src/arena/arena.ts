@@ -20,6 +20,8 @@ import {
   H_MAGIC,
   H_MAX_UNITS,
   H_MODE,
+  H_SEG_COUNT,
+  H_SEG_TABLE,
   H_UNIT_SHIFT,
   H_VERSION,
   headerBytes,
@@ -29,6 +31,7 @@ import {
   MAX_UNITS,
   NAME_RE,
   PID_TOKEN,
+  SEG_ENTRY_WORDS,
   UNIT,
   UNIT_SHIFT,
 } from './layout.js';
@@ -331,6 +334,24 @@ export class Arena {
   /** Upper bound of the data segments' total size. */
   get maxBytes(): number {
     return this.#maxBytes;
+  }
+
+  /**
+   * Bytes of /dev/shm this arena holds as its shared segment table says now — the header segment and every
+   * committed data segment, whoever grew them — for budgets (the session quotas). Cheap: no system call and
+   * no scan. The table is shared memory, so each entry is clamped and the total is at most the header plus
+   * `maxBytes`. 0 once closed.
+   */
+  get reservedBytes(): number {
+    const core = this.#core;
+    if (core.closed) return 0;
+    const hdr = core.hdr;
+    const count = Math.min(Math.max(Atomics.load(hdr, H_SEG_COUNT), 0), MAX_SEGMENTS);
+    let units = 0;
+    for (let i = 0; i < count; i++) {
+      units += Math.min(Math.max(Atomics.load(hdr, H_SEG_TABLE + i * SEG_ENTRY_WORDS + 1), 0), core.maxUnits);
+    }
+    return hdr.byteLength + Math.min(units, core.maxUnits) * UNIT;
   }
 
   /** True once closed (or destroyed). */

@@ -16,14 +16,13 @@
  *                 total channels        channels open in all its sessions (`quotas.totalChannels`)
  */
 import { readdirSync, statfsSync, statSync } from 'node:fs';
-import type { ArenaGrowth } from '../arena/index.js';
+import type { Arena, ArenaGrowth } from '../arena/index.js';
 import type { ChannelCounts } from '../channel/index.js';
 import type { ProcessIdentity } from '../cleanup/liveness.js';
 import { scopePrefix } from '../cleanup/names.js';
 import { QuotaError, type ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Refusal } from './protocol.js';
-import { sessionScopePrefix } from './scope-names.js';
 
 /** Default channels each side of a session may have open: the 1000-channel scale test fits, and 1024 default
  *  ring pairs (three 64 KiB units each) take 192 MiB, within the default 256 MiB session arena. */
@@ -100,11 +99,9 @@ export interface ServerQuotaUsage {
 /** What the server's check needs of a session (Session has it). */
 export interface QuotaSubject {
   readonly id: string;
-  readonly number: number;
   readonly state: string;
-  readonly peer: { readonly app: string };
   readonly channels: readonly unknown[];
-  readonly sessionArena: { readonly maxBytes: number };
+  readonly sessionArena: { readonly name: string; readonly maxBytes: number };
   faultLimit(err: ShmxError): void;
 }
 
@@ -136,11 +133,14 @@ function segmentSizes(prefixes: readonly string[]): Map<string, number> {
   return sizes;
 }
 
-/** Data bytes of the session arena under `prefix` (everything of the scope but the arena's fixed-size header). */
-function scopeDataBytes(sizes: Map<string, number>, prefix: string): number {
-  const header = `${prefix}arena.h`;
+/**
+ * Bytes of the data segments of arena `arena` among `sizes`: every `<arena>.d…` file, whoever made it (the
+ * header, `<arena>.h`, has the fixed size the creator gave it).
+ */
+function arenaDataBytes(sizes: Map<string, number>, arena: string): number {
+  const data = `${arena}.d`;
   let bytes = 0;
-  for (const [name, size] of sizes) if (name.startsWith(prefix) && name !== header) bytes += size;
+  for (const [name, size] of sizes) if (name.startsWith(data)) bytes += size;
   return bytes;
 }
 
@@ -200,12 +200,12 @@ export class SessionQuotaPolicy {
   }
 
   /** Usage of this side, for `session.quotas`. */
-  usage(c: ChannelCounts, scope: string, sessionArenaMaxBytes: number): SessionQuotaUsage {
+  usage(c: ChannelCounts, sessionArena: { readonly name: string; readonly maxBytes: number }): SessionQuotaUsage {
     return {
       channels: { opened: c.local, peerOpened: c.peer, limit: this.own.limit, peerLimit: this.own.limit },
       sessionArena: {
-        reservedBytes: scopeDataBytes(segmentSizes([scope]), scope),
-        maxBytes: sessionArenaMaxBytes,
+        reservedBytes: arenaDataBytes(segmentSizes([`${sessionArena.name}.`]), sessionArena.name),
+        maxBytes: sessionArena.maxBytes,
       },
     };
   }
@@ -239,6 +239,8 @@ export class ServerQuotas {
   private sessions: () => Iterable<QuotaSubject> = () => [];
   private faulted = 0;
   private overBudgetLogged = false;
+  /** Every arena this server created and has not closed (closed ones are dropped as they are met). */
+  private readonly arenas = new Set<Arena>();
 
   constructor(
     options: ServerQuotaOptions | undefined,
@@ -264,10 +266,21 @@ export class ServerQuotas {
     });
   }
 
-  /** Bytes the server's arenas hold in /dev/shm now. */
+  /** Counts `arena` (just created by this server) against the byte budget until it is closed. */
+  track(arena: Arena): void {
+    this.arenas.add(arena);
+  }
+
+  /**
+   * Bytes the server's arenas hold in /dev/shm now, as their segment tables say (whoever grew them). Cheap —
+   * no system call — so it can run at every handshake and growth; the periodic check lists the files.
+   */
   usedBytes(): number {
     let total = 0;
-    for (const size of segmentSizes(this.prefixes()).values()) total += size;
+    for (const arena of this.arenas) {
+      if (arena.closed) this.arenas.delete(arena);
+      else total += arena.reservedBytes;
+    }
     return total;
   }
 
@@ -321,28 +334,27 @@ export class ServerQuotas {
   }
 
   /**
-   * Measures the server's segments: a session whose arena's segments add up to more than its ceiling was grown
-   * by a peer that bypassed its arena (an honest grower clips to the ceiling): that session faults.
+   * Lists the server's segments in /dev/shm (the files, not what the tables say): a session whose arena's data
+   * segments add up to more than its ceiling was grown by a peer that bypassed its arena (an honest grower clips
+   * to the ceiling, and a table entry past it is corruption the arena finds itself): that session faults.
    */
   check(): void {
     const sizes = segmentSizes(this.prefixes());
-    let total = 0;
-    for (const size of sizes.values()) total += size;
-    if (total > this.totalBytes && !this.overBudgetLogged) {
+    const used = this.usedBytes();
+    if (used >= this.totalBytes && !this.overBudgetLogged) {
       this.overBudgetLogged = true;
-      this.logger.warn({ used: total, limit: this.totalBytes }, 'arenas are over quotas.totalBytes: new sessions are refused');
-    } else if (total <= this.totalBytes) {
+      this.logger.warn({ used, limit: this.totalBytes }, 'arenas are at quotas.totalBytes: new sessions are refused');
+    } else if (used < this.totalBytes) {
       this.overBudgetLogged = false;
     }
     for (const s of this.sessions()) {
       if (s.state !== 'open') continue;
-      const prefix = sessionScopePrefix(this.me, this.serverApp, s.peer.app, s.number);
-      const bytes = scopeDataBytes(sizes, prefix);
-      const ceiling = s.sessionArena.maxBytes;
-      if (bytes > ceiling) {
+      const { name, maxBytes } = s.sessionArena;
+      const bytes = arenaDataBytes(sizes, name);
+      if (bytes > maxBytes) {
         this.faulted++;
-        s.faultLimit(new QuotaError('sessionArena.maxBytes', ceiling,
-          `session ${s.id}'s arena has ${bytes} bytes of segments in /dev/shm`, { resource: prefix }));
+        s.faultLimit(new QuotaError('sessionArena.maxBytes', maxBytes,
+          `session ${s.id}'s arena has ${bytes} bytes of data segments in /dev/shm`, { resource: name }));
       }
     }
   }

@@ -314,6 +314,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       ...arenaSafety(this.logger),
       beforeGrow: this.quota.guard('sessionArena.maxBytes'), // quotas.ts
     });
+    this.quota.track(sessionArena); // quotas.ts
     p.sessionArena = sessionArena;
     p.rollback.push(() => sessionArena.close());
     // Not undone on failure: other sessions of this client app may be using it already; it goes at close().
@@ -342,6 +343,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
         ...arenaSafety(this.logger),
         beforeGrow: this.quota.guard('appArena.maxBytes'), // quotas.ts
       });
+      this.quota.track(arena); // quotas.ts
       this.appArenas.set(clientApp, arena);
       this.logger.info({ clientApp }, 'created app arena');
     }

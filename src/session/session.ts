@@ -208,7 +208,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** This side's quota usage (read-only snapshot): channels opened by each side and their limits, and the
    *  session arena's bytes in /dev/shm against its ceiling. */
   get quotas(): SessionQuotaUsage {
-    return this.parts.quotas.usage(this.mux.channelCounts(), this.parts.scopePrefix, this.parts.sessionArena.maxBytes);
+    return this.parts.quotas.usage(this.mux.channelCounts(), this.parts.sessionArena);
   }
 
   /** @internal The peer passed a quota it knew (found by the server's check): fault with `limit-exceeded`. */

@@ -37,6 +37,20 @@ describe('arena beforeGrow', () => {
     a.release();
   });
 
+  it('reservedBytes follows the shared segment table (header + committed segments), whoever grew it', () => {
+    const arena = Arena.create(name(), { maxBytes: 8 * UNIT, initialBytes: UNIT, growChunk: UNIT });
+    made.push(arena);
+    const peer = Arena.open(arena.name);
+    const header = arena.reservedBytes - UNIT;
+    expect(header).toBeGreaterThan(0);
+    const b = peer.alloc(3 * UNIT); // grown by the other instance
+    expect(arena.reservedBytes).toBe(header + 4 * UNIT);
+    expect(arena.stats().reservedBytes).toBe(4 * UNIT);
+    b.release();
+    peer.close();
+    expect(peer.reservedBytes).toBe(0);
+  });
+
   it('rejects a beforeGrow that is not a function before anything is created', () => {
     expect(() => Arena.create(name(), { maxBytes: UNIT, beforeGrow: 1 as never })).toThrow(TypeError);
   });
