@@ -16,7 +16,7 @@ export type CloseReason =
   | 'server-shutdown'
   /** The peer sent something malformed, or shared memory was found corrupt. */
   | 'protocol-error'
-  /** A limit was exceeded (too many consecutive errors, resources). */
+  /** A limit was exceeded (too many consecutive errors; a peer past a quota it knew — src/session/quotas.ts). */
   | 'limit-exceeded';
 
 export const CLOSE_REASONS: readonly CloseReason[] = [

@@ -37,6 +37,8 @@ export type ShmxCode =
   | 'EARENABUSY'
   | 'EARENASLOTS'
   | 'ESTALEHANDLE'
+  // quotas (QuotaError: which quota, its limit)
+  | 'EQUOTA'
   // native
   | 'ENOMQUEUEFS'
   | 'ENOADDON';
@@ -69,6 +71,25 @@ export class AbortError extends ShmxError {
   constructor(message = 'The operation was aborted', options: { resource?: string; cause?: unknown } = {}) {
     super('ABORT_ERR', message, options);
     this.name = 'AbortError';
+  }
+}
+
+/**
+ * A quota was reached (code `EQUOTA`): the call that would have passed it is refused, nothing else is affected.
+ * `quota` names the option that sets the limit (`quotas.channelsPerSession`, `sessionArena.maxBytes`, …) and
+ * `limit` is its value (bytes or a count). See docs/cleanup-and-safety.md, "Quotas".
+ */
+export class QuotaError extends ShmxError {
+  /** The option that sets the limit, e.g. `quotas.totalBytes`. */
+  readonly quota: string;
+  /** The limit's value. */
+  readonly limit: number;
+
+  constructor(quota: string, limit: number, message: string, options: { resource?: string; cause?: unknown } = {}) {
+    super('EQUOTA', `${message} (quota ${quota} = ${limit})`, options);
+    this.name = 'QuotaError';
+    this.quota = quota;
+    this.limit = limit;
   }
 }
 

@@ -7,7 +7,7 @@ import { ShmxError } from '../errors.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
 import type { Block } from './block.js';
-import { ArenaCore, type ArenaLogger, type CoreOptions, type HeaderFacts, type LeakInfo } from './core.js';
+import { ArenaCore, type ArenaGrowth, type ArenaLogger, type CoreOptions, type HeaderFacts, type LeakInfo } from './core.js';
 import type { Handle } from './handle.js';
 import {
   ARENA_MAGIC,
@@ -20,6 +20,8 @@ import {
   H_MAGIC,
   H_MAX_UNITS,
   H_MODE,
+  H_SEG_COUNT,
+  H_SEG_TABLE,
   H_UNIT_SHIFT,
   H_VERSION,
   headerBytes,
@@ -29,6 +31,7 @@ import {
   MAX_UNITS,
   NAME_RE,
   PID_TOKEN,
+  SEG_ENTRY_WORDS,
   UNIT,
   UNIT_SHIFT,
 } from './layout.js';
@@ -39,7 +42,7 @@ import { claimSlot, freeSlot } from './slots.js';
 import { sleepMs } from './page-lock.js';
 import { computeStats, type ArenaStats } from './stats.js';
 
-export type { ArenaLogger, LeakInfo } from './core.js';
+export type { ArenaGrowth, ArenaLogger, LeakInfo } from './core.js';
 export type { ArenaStats } from './stats.js';
 
 /** Options of {@link Arena.open}. */
@@ -59,6 +62,13 @@ export interface ArenaOpenOptions {
   trackLeaks?: boolean | 'large';
   /** How long to wait for a page lock held by a live process before `EARENABUSY`. Default 5000 ms. */
   lockTimeoutMs?: number;
+  /**
+   * Called by this instance, with the page lock held, before it adds a data segment — or finds it cannot
+   * because `maxBytes` (or the segment table) is reached (`overCeiling`). It may throw to refuse the growth:
+   * the error reaches the `alloc()` caller and nothing is changed (the session layer's quotas throw `EQUOTA`
+   * here). When it returns, growth goes on, or fails with `EARENAFULL` when over the ceiling.
+   */
+  beforeGrow?: (growth: ArenaGrowth) => void;
 }
 
 /** Options of {@link Arena.create}. */
@@ -99,6 +109,7 @@ function checkOpenOptions(options: unknown): ArenaOpenOptions {
     throw new TypeError('options.logger must be a pino-compatible logger');
   }
   if (o.onLeak !== undefined && typeof o.onLeak !== 'function') throw new TypeError('options.onLeak must be a function');
+  if (o.beforeGrow !== undefined && typeof o.beforeGrow !== 'function') throw new TypeError('options.beforeGrow must be a function');
   if (o.trackLeaks !== undefined && typeof o.trackLeaks !== 'boolean' && o.trackLeaks !== 'large') {
     throw new TypeError("options.trackLeaks must be a boolean or 'large'");
   }
@@ -123,6 +134,7 @@ function coreOptions(o: ArenaOpenOptions): CoreOptions {
     logger: o.logger ?? defaultLogger,
     onLeak: o.onLeak,
     trackLeaks: o.trackLeaks === true ? 'all' : o.trackLeaks === false ? 'none' : 'large',
+    beforeGrow: o.beforeGrow,
   };
 }
 
@@ -322,6 +334,24 @@ export class Arena {
   /** Upper bound of the data segments' total size. */
   get maxBytes(): number {
     return this.#maxBytes;
+  }
+
+  /**
+   * Bytes of /dev/shm this arena holds as its shared segment table says now — the header segment and every
+   * committed data segment, whoever grew them — for budgets (the session quotas). Cheap: no system call and
+   * no scan. The table is shared memory, so each entry is clamped and the total is at most the header plus
+   * `maxBytes`. 0 once closed.
+   */
+  get reservedBytes(): number {
+    const core = this.#core;
+    if (core.closed) return 0;
+    const hdr = core.hdr;
+    const count = Math.min(Math.max(Atomics.load(hdr, H_SEG_COUNT), 0), MAX_SEGMENTS);
+    let units = 0;
+    for (let i = 0; i < count; i++) {
+      units += Math.min(Math.max(Atomics.load(hdr, H_SEG_TABLE + i * SEG_ENTRY_WORDS + 1), 0), core.maxUnits);
+    }
+    return hdr.byteLength + Math.min(units, core.maxUnits) * UNIT;
   }
 
   /** True once closed (or destroyed). */

@@ -70,6 +70,24 @@ export interface CoreOptions {
   onLeak: ((info: LeakInfo) => void) | undefined;
   /** Which Blocks are registered for leak reports. */
   trackLeaks: 'all' | 'large' | 'none';
+  /** May refuse a growth by throwing (see ArenaOpenOptions.beforeGrow). */
+  beforeGrow?: ((growth: ArenaGrowth) => void) | undefined;
+}
+
+/** A growth about to happen (or refused at the ceiling), as `beforeGrow` sees it. */
+export interface ArenaGrowth {
+  /** Arena name. */
+  arena: string;
+  /** Bytes the request needs in one run (a slab's or a large block's units). */
+  neededBytes: number;
+  /** Size of the segment that would be added (0 when over the ceiling). */
+  growBytes: number;
+  /** Data bytes reserved before this growth (all committed segments). */
+  reservedBytes: number;
+  /** The arena's ceiling. */
+  maxBytes: number;
+  /** True when the ceiling (maxBytes, or the 64-segment table) leaves no room: growth fails after the hook. */
+  overCeiling: boolean;
 }
 
 /** Facts read (and validated) from the header at open. */

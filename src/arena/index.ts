@@ -2,7 +2,7 @@
  * Arenas: a crash-tolerant cross-process allocator in shared memory (see docs/arena.md).
  */
 export { Arena } from './arena.js';
-export type { AllocOptions, ArenaCreateOptions, ArenaOpenOptions, ArenaLogger, ArenaStats, LeakInfo } from './arena.js';
+export type { AllocOptions, ArenaCreateOptions, ArenaGrowth, ArenaOpenOptions, ArenaLogger, ArenaStats, LeakInfo } from './arena.js';
 export { Block } from './block.js';
 export { decodeHandle, encodeHandle, HANDLE_BYTES } from './handle.js';
 export type { Handle } from './handle.js';

@@ -157,10 +157,16 @@ export function grow(core: ArenaCore, k: number, exact = false): number {
   core.refreshSegments();
   const hdr = core.hdr;
   const index = core.segments.length;
-  if (index >= MAX_SEGMENTS) full(core, `all ${MAX_SEGMENTS} segments are in use`);
   const remaining = core.maxUnits - core.segEnd;
+  const overCeiling = index >= MAX_SEGMENTS || k > remaining;
+  const units = overCeiling ? 0 : Math.min(exact ? k : Math.max(core.growUnits, k), remaining);
+  // The owner's limits (session quotas) come first: a refusal there is theirs to word.
+  core.options.beforeGrow?.({
+    arena: core.name, neededBytes: k * UNIT, growBytes: units * UNIT, reservedBytes: core.segEnd * UNIT,
+    maxBytes: core.maxUnits * UNIT, overCeiling,
+  });
+  if (index >= MAX_SEGMENTS) full(core, `all ${MAX_SEGMENTS} segments are in use`);
   if (k > remaining) full(core, `maxBytes reached (${core.maxUnits * UNIT} bytes)`);
-  const units = Math.min(exact ? k : Math.max(core.growUnits, k), remaining);
   const name = segmentName(core.name, index);
   // Never create a segment for an arena that was destroyed: nobody would unlink it.
   if (!core.headerExists()) core.destroyed();

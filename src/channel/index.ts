@@ -3,7 +3,7 @@ export type { ChannelEvents, RequestOptions } from './channel.js';
 export { Message } from './message.js';
 export { ChannelMux } from './mux.js';
 export { Wakeup } from './wakeup.js';
-export type { MuxHost } from './mux.js';
+export type { ChannelCounts, MuxHost } from './mux.js';
 export { resolveChannelSettings } from './settings.js';
 export type { OpenChannelOptions, ChannelSettings } from './settings.js';
 export type { ChannelHost, SessionChild } from './host.js';

@@ -7,7 +7,7 @@
 import type { Block, Handle } from '../arena/index.js';
 import { createWithFreshNonce, parseResourceName } from '../cleanup/names.js';
 import type { CloseReason } from '../close-reason.js';
-import { ShmxError, TimeoutError } from '../errors.js';
+import { QuotaError, ShmxError, TimeoutError } from '../errors.js';
 import { Channel, type ChannelLink, type CloseHow } from './channel.js';
 import { DeliveryLoop } from './delivery-loop.js';
 import { discardUnread } from './discard.js';
@@ -41,6 +41,21 @@ export interface MuxHost extends ChannelHost {
    * and anything the app's handler does to the channel reaches the peer after the ACCEPT.
    */
   hasChannelListener?(): boolean;
+  // ---- quota hooks (src/session/quotas.ts) ----
+  /** Before this side opens a channel: throws (EQUOTA) when the open would pass a quota. */
+  checkChannelQuota?(counts: ChannelCounts): void;
+  /**
+   * The peer opens a channel: throws (the session faults) when the peer passed a limit it knew; returns an error
+   * to refuse just this channel with (its code, quota and limit go to the opener in the REJECT).
+   */
+  admitPeerChannel?(counts: ChannelCounts): QuotaError | undefined;
+  // ---- end quota hooks ----
+}
+
+/** Channels counted against quotas on one side (see {@link ChannelMux.channelCounts}). */
+export interface ChannelCounts {
+  local: number;
+  peer: number;
 }
 
 /** An open under way: waiting for the peer's channel layer (id 0), then for its answer. */
@@ -111,6 +126,23 @@ export class ChannelMux implements ChannelLink {
   }
 
   /**
+   * Channels counted against quotas: opened by this side (open, opening, or abandoned and waiting for the
+   * peer's late answer — the peer may still hold it) and opened by the peer (open here). Whenever the opener's
+   * count drops, the accepter's has dropped already or will on a frame sent before any later OPEN (the CLOSE), so
+   * an opener within its limit is never over it at the accepter.
+   */
+  channelCounts(): ChannelCounts {
+    const mine = this.host.side === 'client' ? 1 : 0;
+    let local = this.pending.size + this.abandoned.size;
+    let peer = 0;
+    for (const id of this.channels.keys()) {
+      if (id % 2 === mine) local++;
+      else peer++;
+    }
+    return { local, peer };
+  }
+
+  /**
    * Opens a channel; resolves once the peer accepted it. Rejects with TimeoutError when the peer did not
    * accept within `timeoutMs` (its channel layer not ready counts), EREFUSED when it refused, ECLOSED when the
    * session closed first.
@@ -129,6 +161,7 @@ export class ChannelMux implements ChannelLink {
       const metadata = JSON.stringify(options.metadata ?? null);
       if (metadata.length > 16 * 1024) throw new RangeError('metadata must serialise to at most 16 KiB');
       this.assertOpen();
+      this.host.checkChannelQuota?.(this.channelCounts()); // quota: the opener checks first
       p = { id: 0, kind, capacity, metadata: JSON.parse(metadata), init, spin: options.spin === true, messageViews: options.messageViews === true, timeoutMs,
         mq: options.mq ?? {} };
     } catch (err) {
@@ -243,6 +276,15 @@ export class ChannelMux implements ChannelLink {
     if (id % 2 !== expectedParity || this.channels.has(id) || this.lingering.has(id)) {
       throw new ShmxError('EPROTO', `bad channel id ${id}`);
     }
+    // ---- quota: past a limit the peer knew the host throws (its session faults); past a local one, refuse ----
+    const overQuota = this.host.admitPeerChannel?.(this.channelCounts());
+    if (overQuota !== undefined) {
+      this.sendOp(Op.Reject, id, Buffer.from(JSON.stringify({
+        reason: overQuota.message, code: overQuota.code, quota: overQuota.quota, limit: overQuota.limit,
+      })));
+      return;
+    }
+    // ---- end quota ----
     const kind = open.transport;
     let transport: Transport;
     if (kind === 'shm') {
@@ -364,6 +406,11 @@ export class ChannelMux implements ChannelLink {
     }
     const code = typeof r.code === 'string' ? r.code : undefined;
     const reason = String(r.reason);
+    if (code === 'EQUOTA' && typeof r.quota === 'string' && typeof r.limit === 'number') {
+      // quota: the peer refused it over one of its limits — the same error as the opener's own check
+      this.settle(id, new QuotaError(r.quota.slice(0, 64), r.limit, `channel ${id} refused by the peer`), false);
+      return;
+    }
     this.settle(id, new ShmxError('EREFUSED', `channel ${id} refused by the peer: ${reason}`,
       { cause: code === undefined ? undefined : new ShmxError(code, reason) }), false);
   }

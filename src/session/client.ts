@@ -24,6 +24,7 @@ import {
   type Hello,
   type Welcome,
 } from './protocol.js';
+import { checkClientQuotaOptions, clientQuotaPolicy, ceilingGuard, type ClientQuotaOptions } from './quotas.js';
 import { belongsTo } from './scope-names.js';
 import { Session } from './session.js';
 import { createWakeup, sessionParts } from './session-parts.js';
@@ -50,6 +51,8 @@ export interface ConnectOptions {
   channels?: Partial<ChannelSettings>;
   /** Period of this process's sweep of the server app's stale objects, started by its first session. Default 30 s. */
   sweepIntervalMs?: number;
+  /** Limits against a greedy or hostile server (channels it may open here); see {@link ClientQuotaOptions}. */
+  quotas?: ClientQuotaOptions;
   logger?: Logger;
 }
 
@@ -82,6 +85,7 @@ export class ClientSession {
     }
     if (options.signal?.aborted) return Promise.reject(new AbortError('connect aborted before it started'));
     const channelSettings = resolveChannelSettings(options.channels);
+    checkClientQuotaOptions(options.quotas); // quotas.ts
     const initChannels = options.initChannels ?? [];
     if (!Array.isArray(initChannels)) throw new TypeError('initChannels must be an array');
     const logger = (options.logger ?? defaultLogger()).child({ clientApp, serverApp });
@@ -230,7 +234,9 @@ export class ClientSession {
         ) {
           throw new ShmxError('EPROTO', 'the server named arenas outside this session\'s scope');
         }
-        const sessionArena = Arena.open(welcome.sessionArena, { lockTimeoutMs: 100, logger });
+        const sessionArena = Arena.open(welcome.sessionArena, {
+          lockTimeoutMs: 100, logger, beforeGrow: ceilingGuard('sessionArena.maxBytes'), // quotas.ts
+        });
         undo.push(() => sessionArena.close());
         const appArena = acquireAppArena(welcome.appArena, logger);
         undo.push(() => releaseAppArena(appArena));
@@ -254,6 +260,7 @@ export class ClientSession {
           maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
           channels: channelSettings,
           logger,
+          quotas: clientQuotaPolicy(welcome.maxChannels, options.quotas), // quotas.ts
         }));
         session.logger.info({ peer: session.peer }, 'session opened');
         // From now on this process also sweeps the server app's stale objects now and then.

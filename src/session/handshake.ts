@@ -29,6 +29,7 @@ import {
   type Refusal,
   type Welcome,
 } from './protocol.js';
+import type { ServerQuotas } from './quotas.js';
 import { arenaName, sessionScopePrefix } from './scope-names.js';
 import { Session, type KeepAliveOptions } from './session.js';
 import { createWakeup, sessionParts } from './session-parts.js';
@@ -55,6 +56,8 @@ export interface HandshakeHost {
   readonly channels: ChannelSettings;
   readonly maxConsecutiveErrors: number;
   readonly sessionArena: ArenaSizing | undefined;
+  /** Byte budgets and channel quotas (quotas.ts). */
+  readonly quota: ServerQuotas;
   /** Whether one more session may open now (open sessions below maxSessions). */
   roomForSession(): boolean;
   readonly maxSessions: number;
@@ -180,7 +183,7 @@ export class Handshakes {
         else throw new ShmxError('EPROTO', `unexpected frame type ${type} during handshake`);
       } catch (err) {
         const code = (err as ShmxError).code;
-        const refusal = code === 'EPROTO' || code === 'ESTALEHANDLE' ? 'EPROTO' : 'ERESOURCES';
+        const refusal = code === 'EPROTO' || code === 'ESTALEHANDLE' ? 'EPROTO' : code === 'EQUOTA' ? 'EQUOTA' : 'ERESOURCES';
         if (refusal === 'ERESOURCES') this.host.logger.error({ err }, 'could not create session resources');
         this.fail(p, { code: refusal, reason: (err as Error).message });
       }
@@ -200,6 +203,11 @@ export class Handshakes {
       this.fail(p, { code: 'ESESSIONLIMIT', reason: `server has ${host.maxSessions} sessions` });
       return;
     }
+    const overBudget = host.quota.admit(); // quotas.ts: at its byte budget, no new session
+    if (overBudget !== null) {
+      this.fail(p, overBudget);
+      return;
+    }
     const me = selfIdentity();
     const number = host.nextSessionNumber();
     const mode = permissionMode(host.universe.server(host.serverApp).permissions);
@@ -209,10 +217,14 @@ export class Handshakes {
     // leaves nothing behind when it fails; once it succeeded, the scope is ours to remove on failure.
     const sessionArena = createWithFreshNonce('session arena', (nonce) => {
       const scope = sessionScopePrefix(me, host.serverApp, hello.clientApp, number, nonce);
-      const arena = Arena.create(arenaName(scope), { ...sizing, mode, lockTimeoutMs: 100, logger: host.logger });
+      const arena = Arena.create(arenaName(scope), {
+        ...sizing, mode, lockTimeoutMs: 100, logger: host.logger,
+        beforeGrow: host.quota.guard('sessionArena.maxBytes'), // quotas.ts
+      });
       p.rollback.push(() => removeSegmentsWithPrefix(scope));
       return arena;
     });
+    host.quota.track(sessionArena); // quotas.ts
     p.sessionArena = sessionArena;
     p.rollback.push(() => sessionArena.close());
     // Not undone on failure: other sessions of this client app may be using it already; it goes at close().
@@ -228,6 +240,7 @@ export class Handshakes {
       appArena: p.appArena.name,
       keepAliveIntervalMs: host.keepAlive.intervalMs,
       keepAliveTimeoutMs: host.keepAlive.timeoutMs,
+      maxChannels: host.quota.channelsPerSession, // quotas.ts: the client checks its opens against it
       wakeup: wakeup.hello(),
     };
     p.socket.write(encodeJsonFrame(FrameType.Welcome, p.welcome));
@@ -269,6 +282,7 @@ export class Handshakes {
       maxConsecutiveErrors: host.maxConsecutiveErrors,
       channels: host.channels,
       logger: host.logger,
+      quotas: host.quota.sessionPolicy(), // quotas.ts
     }));
     this.settle(p);
     host.opened(session);

@@ -6,5 +6,6 @@ export { ClientSession } from './client.js';
 export type { ConnectOptions } from './client.js';
 export { Session } from './session.js';
 export type { PeerFacts, SessionCounters, KeepAliveOptions, SessionEvents } from './session.js';
+export type { ServerQuotaOptions, ServerQuotaUsage, ClientQuotaOptions, SessionQuotaUsage } from './quotas.js';
 export { CLOSE_REASONS } from './lifecycle.js';
 export type { CloseReason, SessionState } from './lifecycle.js';

@@ -159,6 +159,8 @@ export interface Welcome {
   appArena: string;
   keepAliveIntervalMs: number;
   keepAliveTimeoutMs: number;
+  /** Channels each side may open (quotas.channelsPerSession): the client checks its opens against it. */
+  maxChannels: number;
   /** The server's wake-up facts: opaque here, checked by the channel layer (Wakeup.meetPeer). */
   wakeup: unknown;
 }
@@ -196,6 +198,7 @@ export function parseWelcome(payload: Buffer): Welcome {
     keepAliveIntervalMs: field.integer(o, 'keepAliveIntervalMs', 1, 3_600_000),
     keepAliveTimeoutMs: field.integer(o, 'keepAliveTimeoutMs', 1, 3_600_000),
     wakeup: field.object(o, 'wakeup'),
+    maxChannels: field.integer(o, 'maxChannels', 1, Number.MAX_SAFE_INTEGER),
   };
 }
 

@@ -20,6 +20,7 @@ import { acquireInstanceLock } from './instance-lock.js';
 import { encodeJsonFrame, FrameType, type Refusal } from './protocol.js';
 import { prepareRunDirectory, runDirectoryMode } from './run-directory.js';
 import { appScopePrefix, arenaName, scopeOfArena } from './scope-names.js';
+import { ServerQuotas, type ServerQuotaOptions, type ServerQuotaUsage } from './quotas.js';
 import type { Session, KeepAliveOptions } from './session.js';
 import { permissionMode, type Universe } from './universe.js';
 
@@ -63,6 +64,9 @@ export interface SessionServerOptions {
   maxConsecutiveErrors?: number;
   /** Channel settings of accepted sessions (spin time before parking, socket message limit). */
   channels?: Partial<ChannelSettings>;
+  /** Channels per session, and the server-wide budget of bytes and channels (see {@link ServerQuotaOptions}).
+   *  The per-session byte quotas are the arenas' ceilings: `sessionArena.maxBytes`, `appArena.maxBytes`. */
+  quotas?: ServerQuotaOptions;
   logger?: Logger;
   /** Called when a session has opened, before the `session` event: attach per-session state here. */
   onSessionOpen?: (session: Session) => void;
@@ -111,6 +115,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private lock: { release(): void } | undefined;
   private nextSession = 1;
   private closing: Promise<void> | undefined;
+  private readonly quota: ServerQuotas; // quotas.ts
 
   private constructor(options: SessionServerOptions) {
     super();
@@ -141,6 +146,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     };
     this.channelSettings = resolveChannelSettings(options.channels);
     this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
+    this.quota = new ServerQuotas(options.quotas, this.serverApp, selfIdentity(), this.logger); // quotas.ts
     this.metrics = {
       opened: 0,
       active: 0,
@@ -157,6 +163,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       maxConsecutiveErrors: this.options.maxConsecutiveErrors,
       sessionArena: options.sessionArena,
       maxSessions: this.options.maxSessions,
+      quota: this.quota,
       roomForSession: () => this.sessions.size < this.options.maxSessions,
       nextSessionNumber: () => this.nextSession++,
       appArenaFor: (clientApp, mode) => this.appArenaFor(clientApp, mode),
@@ -206,12 +213,19 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
+    this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
   }
 
   /** Sessions currently open. */
   get openSessions(): readonly Session[] {
     return [...this.sessions];
+  }
+
+  /** Quota usage now (read-only snapshot): bytes of all this server's arenas and channels of all its sessions
+   *  against their budgets. Per-session usage: `session.quotas`. */
+  get quotas(): ServerQuotaUsage {
+    return this.quota.usage();
   }
 
   /** Iterates over accepted sessions until the server closes. */
@@ -248,7 +262,9 @@ export class SessionServer extends EventEmitter<ServerEvents> {
           ...sizing,
           mode,
           ...arenaSafety(this.logger),
+          beforeGrow: this.quota.guard('appArena.maxBytes'), // quotas.ts
         }));
+      this.quota.track(arena); // quotas.ts
       this.appArenas.set(clientApp, arena);
       this.logger.info({ clientApp, arena: arena.name }, 'created app arena');
     }
@@ -316,6 +332,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   private async shutdown(): Promise<void> {
+    this.quota.stop(); // quotas.ts
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     this.handshakes.failAll({ code: 'ESHUTDOWN', reason: 'server is shutting down' });

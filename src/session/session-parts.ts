@@ -33,7 +33,7 @@ export function createWakeup(
 /** What a side knows when the handshake is done: most parts as they are, plus what the rest derive from. */
 export type HandshakeOutcome = Pick<SessionParts,
   'side' | 'serverApp' | 'peer' | 'socket' | 'reader' | 'early' | 'sessionArena' | 'appArena' | 'wakeup' |
-  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger'> & {
+  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger' | 'quotas'> & {
   clientApp: string;
   /** The WELCOME the server sent (the client received): session number, server, arenas, keep-alive. */
   welcome: Welcome;
@@ -63,5 +63,6 @@ export function sessionParts(o: HandshakeOutcome): SessionParts {
     logger: o.logger,
     wakeup: o.wakeup,
     peerWakeup: o.peerWakeup,
+    quotas: o.quotas,
   };
 }

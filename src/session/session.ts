@@ -13,10 +13,11 @@ import { selfIdentity } from '../cleanup/liveness.js';
 import { whenDead } from '../cleanup/liveness.js';
 import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
+import type { SessionQuotaPolicy, SessionQuotaUsage } from './quotas.js';
 import { releaseAppArena } from './shared-arena.js';
 import { canTransition, isCloseReason, isFault, type CloseReason, type SessionState } from './lifecycle.js';
 import {
@@ -84,6 +85,8 @@ export interface SessionParts {
   wakeup: Wakeup;
   /** The peer's wake-up facts from the handshake (WELCOME or READY), opaque here; the mux checks them. */
   peerWakeup: unknown;
+  /** Channel quotas of this side (src/session/quotas.ts). */
+  quotas: SessionQuotaPolicy;
 }
 
 /** Events of a Session. */
@@ -207,6 +210,19 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.mux.openChannels;
   }
 
+  // ---- quotas (src/session/quotas.ts) ----
+  /** This side's quota usage (read-only snapshot): channels opened by each side and their limits, and the
+   *  session arena's bytes in /dev/shm against its ceiling. */
+  get quotas(): SessionQuotaUsage {
+    return this.parts.quotas.usage(this.mux.channelCounts(), this.parts.sessionArena);
+  }
+
+  /** @internal The peer passed a quota it knew (found by the server's check): fault with `limit-exceeded`. */
+  faultLimit(err: ShmxErrorType): void {
+    this.fault('limit-exceeded', err);
+  }
+  // ---- end quotas ----
+
   /** Throws EHOSED after a fault, ECLOSED after a close: every call on a dead session fails at once. */
   assertUsable(): void {
     if (this.current === 'open') return;
@@ -262,6 +278,8 @@ export class Session extends EventEmitter<SessionEvents> {
       countError: (err) => this.countError(err),
       countSuccess: () => this.countSuccess(),
       hasChannelListener: () => this.listenerCount('channel') > 0,
+      checkChannelQuota: (counts) => parts.quotas.checkOpen(counts), // quotas.ts
+      admitPeerChannel: (counts) => parts.quotas.admitPeer(counts), // quotas.ts
       acceptChannel: (channel) => {
         if (this.listenerCount('channel') === 0) return false;
         this.emit('channel', channel);
@@ -363,7 +381,8 @@ export class Session extends EventEmitter<SessionEvents> {
         try {
           this.mux.onFrame(payload);
         } catch (err) {
-          this.fault('protocol-error', err);
+          // A quota the peer knew and passed anyway (quotas.ts) is its own fault, not garbage on the wire.
+          this.fault(hasCode(err, 'EQUOTA') ? 'limit-exceeded' : 'protocol-error', err);
         }
         return;
       default:
@@ -400,7 +419,7 @@ export class Session extends EventEmitter<SessionEvents> {
       if (reason === 'peer-crashed') return;
     }
     if (!this.move('faulted')) return;
-    this.reason = isFault(reason) || reason === 'server-shutdown' ? reason : 'protocol-error';
+    this.reason = isFault(reason) || reason === 'server-shutdown' || reason === 'limit-exceeded' ? reason : 'protocol-error';
     const err = new ShmxError('EHOSED', `session ${this.id} is hosed: ${reason}`, {
       resource: this.id, cause,
     }) as ShmxError & { reason: CloseReason };

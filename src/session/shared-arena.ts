@@ -5,6 +5,7 @@
  */
 import { Arena } from '../arena/index.js';
 import type { Logger } from '../log.js';
+import { ceilingGuard } from './quotas.js';
 
 const open = new Map<string, { arena: Arena; users: number }>();
 
@@ -13,7 +14,10 @@ export function acquireAppArena(name: string, logger?: Logger): Arena {
   let entry = open.get(name);
   if (entry === undefined || entry.arena.closed) {
     // Bounded page-lock waits: a stopped peer holding the lock costs EARENABUSY, not a frozen event loop.
-    entry = { arena: Arena.open(name, { lockTimeoutMs: 100, logger }), users: 0 };
+    entry = {
+      arena: Arena.open(name, { lockTimeoutMs: 100, logger, beforeGrow: ceilingGuard('appArena.maxBytes') }), // quotas.ts
+      users: 0,
+    };
     open.set(name, entry);
   }
   entry.users++;
