@@ -36,6 +36,8 @@ export type ShmxCode =
   | 'EARENABUSY'
   | 'EARENASLOTS'
   | 'ESTALEHANDLE'
+  /** A segment (arena header or data, ledger) was shrunk by another process under our mapping. */
+  | 'ESEGMENTTRUNCATED'
   // native
   | 'ENOMQUEUEFS';
 

@@ -113,6 +113,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly parts: SessionParts;
   private readonly children = new Set<SessionChild>();
   private stopKeepAlive: (() => void) | undefined;
+  private stopTruncationWatch: Array<() => void>;
   private lastHeard = Date.now();
   private closed: Promise<void> | undefined;
   private readonly mux: ChannelMux;
@@ -132,6 +133,9 @@ export class Session extends EventEmitter<SessionEvents> {
     // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
     // caller (server or client) rolls the handshake back.
     this.mux = new ChannelMux(this.channelHost(), parts.channels);
+    // A segment of either arena truncated by anyone faults this session (not the process): docs/cleanup-and-safety.md.
+    const truncated = (err: ShmxErrorType) => this.fault('protocol-error', err);
+    this.stopTruncationWatch = [parts.sessionArena.onTruncated(truncated), parts.appArena.onTruncated(truncated)];
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
@@ -383,6 +387,8 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private tick(): void {
     if (this.current !== 'open') return;
+    // Finds truncations nothing has touched yet (a few loads); a found one faults us through onTruncated.
+    if (this.parts.sessionArena.checkTruncated() === null) this.parts.appArena.checkTruncated();
     if (Date.now() - this.lastHeard > this.parts.keepAlive.timeoutMs) {
       this.fault('keepalive-timeout', new ShmxError('ETIMEDOUT', 'no keep-alive from the peer'));
       return;
@@ -397,6 +403,9 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The peer is gone or hostile: hose the session, remove its objects now, then close children and self. */
   private fault(reason: CloseReason, cause: unknown): void {
     if (this.current === 'closed' || this.current === 'faulted') return;
+    // Zero pages left by a truncation look like a corrupt ring, a stale handle or a vanished peer: say so.
+    const truncated = this.parts.sessionArena.checkTruncated() ?? this.parts.appArena.checkTruncated();
+    if (truncated !== null) [reason, cause] = ['protocol-error', truncated];
     if (this.current === 'closing') {
       // A goodbye is in progress; the socket ending is part of it, not a fault.
       if (reason === 'peer-crashed') return;
@@ -449,6 +458,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private async finish(reason: CloseReason, faulted: boolean): Promise<void> {
     this.stopKeepAlive?.();
     this.stopKeepAlive = undefined;
+    for (const stop of this.stopTruncationWatch) stop();
     for (const child of [...this.children]) this.step('a session child failed to close', () => child.closeFromSession(reason));
     this.children.clear();
     const { sessionArena, appArena, ownsAppArena, socket } = this.parts;
