@@ -185,8 +185,10 @@ export class ArenaCore implements SegmentWatcher {
       const err = segmentTruncated(`arena ${this.name}`, segment);
       this.truncation = err;
       this.failure = err;
+      // The listeners of now: whoever noticed may close the arena (dropping them) before the microtask runs.
+      const listeners = [...this.truncationListeners];
       queueMicrotask(() => {
-        for (const listener of [...this.truncationListeners]) {
+        for (const listener of listeners) {
           try {
             listener(err);
           } catch (e) {

@@ -36,6 +36,8 @@ export class Ledger {
   private readonly slots = new Map<string, number>();
   /** Set when the ledger was truncated and could not be rebuilt. */
   private failure: Error | null = null;
+  /** Set once the ledger removed itself (empty): nothing to rebuild then. */
+  private removed = false;
 
   private constructor(readonly name: string) {
     const buffer = native.shmMap(name);
@@ -47,7 +49,7 @@ export class Ledger {
 
   /** Called after a SIGBUS was handled somewhere in this process: rebuilds the ledger if it was ours. */
   checkSegments(): void {
-    if (this.failure !== null || faultedSegment([[this.words.buffer as SharedArrayBuffer, this.name]]) === undefined) {
+    if (this.removed || this.failure !== null || faultedSegment([[this.words.buffer as SharedArrayBuffer, this.name]]) === undefined) {
       return;
     }
     const err = segmentTruncated(`ledger ${this.name}`, this.name);
@@ -125,6 +127,7 @@ export class Ledger {
       Atomics.sub(this.words, 2, 1);
     }
     if (this.slots.size === 0) {
+      this.removed = true;
       native.shmUnlink(this.name);
       for (const [app, ledger] of Ledger.mine) if (ledger === this) Ledger.mine.delete(app);
     }

@@ -387,8 +387,9 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private tick(): void {
     if (this.current !== 'open') return;
-    // Finds truncations nothing has touched yet (a few loads); a found one faults us through onTruncated.
-    if (this.parts.sessionArena.checkTruncated() === null) this.parts.appArena.checkTruncated();
+    // Finds truncations nothing has touched yet (a few loads each).
+    const truncated = this.parts.sessionArena.checkTruncated() ?? this.parts.appArena.checkTruncated();
+    if (truncated !== null) return this.fault('protocol-error', truncated);
     if (Date.now() - this.lastHeard > this.parts.keepAlive.timeoutMs) {
       this.fault('keepalive-timeout', new ShmxError('ETIMEDOUT', 'no keep-alive from the peer'));
       return;

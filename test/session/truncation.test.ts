@@ -122,7 +122,8 @@ async function setUp(side: Side, transport: 'shm' | 'mq') {
   }
   const hosed = new Map<Session, Error & { reason?: string; cause?: unknown }>();
   for (const s of [victim, innocent]) s.on('hosed', (err) => hosed.set(s, err));
-  const open = (s: Session) => s.openChannel({ transport, metadata: { mode: 'echo' } });
+  // Small queues: RLIMIT_MSGQUEUE is per user and machine-wide (about 9 default-sized queues in all).
+  const open = (s: Session) => s.openChannel({ transport, metadata: { mode: 'echo' }, mq: { maxMessages: 2, messageSize: 512 } });
   const victimChannel = await open(victim);
   const innocentChannel = await open(innocent);
   return { t, victim, innocent, victimChannel, innocentChannel, hosed, open };
