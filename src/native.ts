@@ -127,7 +127,7 @@ export interface NativeBinding {
   shmFaulted(buffer: SharedArrayBuffer): boolean;
   /**
    * Two process-wide Int32 words (the same memory in every thread); the SIGBUS handler adds 1 to word 0 for each
-   * mapping it faults. One `Atomics.load` tells whether anything was truncated since the last look.
+   * mapping it faults. One read of word 0 tells whether anything was truncated since the last look.
    */
   readonly segmentFaultEpoch: SharedArrayBuffer;
   /** Whether the SIGBUS handler is installed in this process (false only when sigaction failed). */
