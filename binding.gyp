@@ -7,6 +7,7 @@
         "native/errors.cc",
         "native/args.cc",
         "native/shared_buffer.cc",
+        "native/sigbus.cc",
         "native/segment.cc",
         "native/message_queue.cc",
         "native/process_facts.cc",

@@ -20,6 +20,7 @@
 #include "args.h"
 #include "errors.h"
 #include "modules.h"
+#include "sigbus.h"
 
 namespace shmx {
 namespace {
@@ -65,12 +66,19 @@ int WaitWord(int32_t* word, int32_t expected, int64_t timeout_ms, const std::ato
     if (rc == 0) return (stop && stop->load()) ? kCancelled : kWoken;
     if (errno == EAGAIN) return kNotEqual;
     if (errno == ETIMEDOUT) return kTimedOut;
-    if (errno != EINTR) return kWoken;  // EFAULT etc. cannot happen on a live mapping; callers re-check anyway
+    if (errno == EFAULT) {
+      // The word's segment was truncated: the kernel reports it here instead of raising SIGBUS. Fault the
+      // mapping as the handler would (zero pages, epoch bumped) so the caller's re-check reads zeros safely.
+      FaultMappingAt(word);
+      return kWoken;
+    }
+    if (errno != EINTR) return kWoken;  // other errors cannot happen on a live mapping; callers re-check anyway
   }
 }
 
 int WakeWord(int32_t* word, int count) {
   long rc = syscall(SYS_futex, word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+  if (rc < 0 && errno == EFAULT) FaultMappingAt(word);  // truncated under us, as in WaitWord
   return rc < 0 ? 0 : static_cast<int>(rc);
 }
 

@@ -1,5 +1,7 @@
 // POSIX shared-memory segments: create (exclusive, reserved with posix_fallocate), size, grow, unlink, list,
 // and map as a SharedArrayBuffer. Each call opens and closes its own descriptor: a mapping does not need one.
+// Every mapping is registered with the SIGBUS handler (sigbus.h), so a segment truncated under it faults that
+// mapping instead of killing the process; shmFaulted and segmentFaultEpoch let JavaScript notice.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -18,6 +20,7 @@
 #include "errors.h"
 #include "modules.h"
 #include "shared_buffer.h"
+#include "sigbus.h"
 #include "unique_fd.h"
 
 namespace shmx {
@@ -181,7 +184,23 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   if (size <= 0) throw CodeError(env, "EEMPTY", "mmap", name, "segment '" + name + "' has size 0");
   void* data = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd.Get(), 0);
   if (data == MAP_FAILED) throw ErrnoError(env, errno, "mmap", name);
+  if (!RegisterMapping(data, static_cast<size_t>(size))) {
+    munmap(data, static_cast<size_t>(size));
+    throw CodeError(env, "EMAPPINGS", "mmap", name,
+                    "this process has too many shared mappings for the truncation registry");
+  }
   return NewMappedSharedBuffer(env, data, static_cast<size_t>(size));
+}
+
+// True when the mapping behind `buffer` (from shmMap) was truncated under us and now reads zero pages.
+Napi::Value Faulted(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* data = nullptr;
+  size_t length = 0;
+  if (info.Length() < 1 || !SharedBufferData(info[0], &data, &length)) {
+    throw Napi::TypeError::New(env, "buffer must be a SharedArrayBuffer");
+  }
+  return Napi::Boolean::New(env, MappingFaulted(data));
 }
 
 }  // namespace
@@ -221,6 +240,10 @@ void InitSegments(Napi::Env env, Napi::Object exports) {
   exports.Set("shmReleasePages", Napi::Function::New(env, ReleasePages, "shmReleasePages"));
   exports.Set("shmList", Napi::Function::New(env, List, "shmList"));
   exports.Set("shmMap", Napi::Function::New(env, Map, "shmMap"));
+  exports.Set("shmFaulted", Napi::Function::New(env, Faulted, "shmFaulted"));
+  // One process-wide word per environment's view: the handler bumps word 0 for every faulted mapping.
+  exports.Set("segmentFaultEpoch", NewStaticSharedBuffer(env, FaultEpochWords(), kEpochWords * sizeof(int32_t)));
+  exports.Set("sigbusHandler", Napi::Boolean::New(env, InstallTruncationHandler()));
   exports.Set("sharedBufferBackend", Napi::String::New(env, SharedBufferBackend()));
 }
 

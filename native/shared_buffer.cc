@@ -3,13 +3,16 @@
 //    the same binary works on older nodes;
 //  - otherwise V8's SharedArrayBuffer::NewBackingStore with an munmap deleter.
 // The deleter may run on any thread, after the Worker that made the buffer has exited; the addon is linked
-// with -z nodelete so this code is still mapped then.
+// with -z nodelete so this code is still mapped then. It also takes the mapping out of the truncation registry
+// (sigbus.h) before unmapping it.
 #include "shared_buffer.h"
 
 #include <dlfcn.h>
 #include <sys/mman.h>
 
 #include <cstring>
+
+#include "sigbus.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
@@ -44,22 +47,22 @@ struct Mapping {
 
 void UnmapFromNodeApi(void* /*data*/, void* hint) {
   auto* mapping = static_cast<Mapping*>(hint);
-  munmap(mapping->data, mapping->length);
+  ReleaseMapping(mapping->data, mapping->length);
   delete mapping;
 }
 
-void UnmapFromV8(void* data, size_t length, void* /*deleter_data*/) { munmap(data, length); }
+void UnmapFromV8(void* data, size_t length, void* /*deleter_data*/) { ReleaseMapping(data, length); }
 
-}  // namespace
+void KeepFromNodeApi(void* /*data*/, void* /*hint*/) {}
+void KeepFromV8(void* /*data*/, size_t /*length*/, void* /*deleter_data*/) {}
 
-const char* SharedBufferBackend() { return ProbeNodeApi() ? "node-api" : "v8"; }
-
-Napi::Value NewMappedSharedBuffer(Napi::Env env, void* data, size_t length) {
+// The buffer over `data`, which `owned` buffers unmap when collected and static ones leave alone.
+Napi::Value NewSharedBuffer(Napi::Env env, void* data, size_t length, bool owned) {
   if (CreateExternalSab create = ProbeNodeApi()) {
-    auto* mapping = new Mapping{data, length};
+    Mapping* mapping = owned ? new Mapping{data, length} : nullptr;
     napi_value result;
-    if (create(env, data, length, UnmapFromNodeApi, mapping, &result) != napi_ok) {
-      munmap(data, length);
+    if (create(env, data, length, owned ? UnmapFromNodeApi : KeepFromNodeApi, mapping, &result) != napi_ok) {
+      if (owned) ReleaseMapping(data, length);
       delete mapping;
       Napi::Error::New(env, "node_api_create_external_sharedarraybuffer failed").ThrowAsJavaScriptException();
       return Napi::Value();
@@ -67,7 +70,7 @@ Napi::Value NewMappedSharedBuffer(Napi::Env env, void* data, size_t length) {
     return Napi::Value(env, result);
   }
 #ifdef V8_ENABLE_SANDBOX
-  munmap(data, length);
+  if (owned) ReleaseMapping(data, length);
   Napi::Error::New(env,
                    "this runtime runs V8 with its sandbox enabled, which refuses SharedArrayBuffers over "
                    "external memory, and it lacks node_api_create_external_sharedarraybuffer")
@@ -75,10 +78,23 @@ Napi::Value NewMappedSharedBuffer(Napi::Env env, void* data, size_t length) {
   return Napi::Value();
 #else
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(data, length, UnmapFromV8, nullptr);
+  std::unique_ptr<v8::BackingStore> store =
+      v8::SharedArrayBuffer::NewBackingStore(data, length, owned ? UnmapFromV8 : KeepFromV8, nullptr);
   v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
   return Napi::Value(env, FromV8(sab));
 #endif
+}
+
+}  // namespace
+
+const char* SharedBufferBackend() { return ProbeNodeApi() ? "node-api" : "v8"; }
+
+Napi::Value NewMappedSharedBuffer(Napi::Env env, void* data, size_t length) {
+  return NewSharedBuffer(env, data, length, true);
+}
+
+Napi::Value NewStaticSharedBuffer(Napi::Env env, void* data, size_t length) {
+  return NewSharedBuffer(env, data, length, false);
 }
 
 bool SharedBufferData(napi_value value, void** data, size_t* length) {

@@ -11,6 +11,10 @@ namespace shmx {
 // On failure the mapping is unmapped and a JS exception is pending (returns an empty value).
 Napi::Value NewMappedSharedBuffer(Napi::Env env, void* data, size_t length);
 
+// Wraps `length` bytes of memory that lives as long as the process (a static of the addon, which is linked
+// -z nodelete): collecting the buffer leaves the memory alone.
+Napi::Value NewStaticSharedBuffer(Napi::Env env, void* data, size_t length);
+
 // Data pointer and length of a SharedArrayBuffer; false when `value` is not one.
 bool SharedBufferData(napi_value value, void** data, size_t* length);
 

@@ -39,6 +39,8 @@ export type ShmxCode =
   | 'ESTALEHANDLE'
   // quotas (QuotaError: which quota, its limit)
   | 'EQUOTA'
+  /** A segment (arena header or data, ledger) was shrunk by another process under our mapping. */
+  | 'ESEGMENTTRUNCATED'
   // native
   | 'ENOMQUEUEFS'
   | 'ENOADDON';

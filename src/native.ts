@@ -117,8 +117,22 @@ export interface NativeBinding {
   shmReleasePages(name: string): boolean;
   /** Names in /dev/shm that start with `prefix`. */
   shmList(prefix: string): string[];
-  /** Maps the whole segment (MAP_SHARED, read-write) as a SharedArrayBuffer; unmapped when collected. */
+  /**
+   * Maps the whole segment (MAP_SHARED, read-write) as a SharedArrayBuffer; unmapped when collected. The mapping
+   * is registered with the addon's SIGBUS handler: if the segment is truncated under it, the next access reads
+   * zero pages instead of killing the process, and {@link NativeBinding.shmFaulted} turns true.
+   * `EMAPPINGS` when the process already has 16384 registered mappings.
+   */
   shmMap(name: string): SharedArrayBuffer;
+  /** True when the segment behind `buffer` (from shmMap) was truncated and its mapping replaced by zero pages. */
+  shmFaulted(buffer: SharedArrayBuffer): boolean;
+  /**
+   * Two process-wide Int32 words (the same memory in every thread); the SIGBUS handler adds 1 to word 0 for each
+   * mapping it faults. One read of word 0 tells whether anything was truncated since the last look.
+   */
+  readonly segmentFaultEpoch: SharedArrayBuffer;
+  /** Whether the SIGBUS handler is installed in this process (false only when sigaction failed). */
+  readonly sigbusHandler: boolean;
 
   // POSIX message queues
   mqOpen(name: string, options?: MqOpenOptions): NativeMessageQueue;

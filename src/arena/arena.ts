@@ -41,6 +41,7 @@ import { CLASS_COUNT } from './size-classes.js';
 import { claimSlot, freeSlot } from './slots.js';
 import { sleepMs } from './page-lock.js';
 import { computeStats, type ArenaStats } from './stats.js';
+import { noticeSegmentFaults, segmentTruncated } from './truncation.js';
 
 export type { ArenaGrowth, ArenaLogger, LeakInfo } from './core.js';
 export type { ArenaStats } from './stats.js';
@@ -145,6 +146,11 @@ function corruptAtOpen(name: string, message: string): never {
 /** Reads and validates the header facts (the magic is already checked). */
 function readFacts(name: string, hdr: Int32Array): HeaderFacts {
   const version = Atomics.load(hdr, H_VERSION);
+  const words = Atomics.load(hdr, H_HEADER_WORDS);
+  // Shrunk before we mapped it (its magic page survived): refuse it rather than map less than it claims.
+  if (version === ARENA_VERSION && words > hdr.length && words === headerWords(Atomics.load(hdr, H_MAX_UNITS))) {
+    throw segmentTruncated(`arena ${name}`, headerName(name));
+  }
   if (version !== ARENA_VERSION) corruptAtOpen(name, `unsupported layout version ${version}`);
   const maxUnits = Atomics.load(hdr, H_MAX_UNITS);
   const growUnits = Atomics.load(hdr, H_GROW_UNITS);
@@ -364,10 +370,11 @@ export class Arena {
    * of whole 64 KiB units. Grows the arena by a new segment when needed.
    * @throws TypeError / RangeError on bad arguments (size not an integer in 1..maxBytes, align not a power
    *   of two ≤ 4096); `EARENAFULL` past maxBytes; `EARENABUSY` when the page lock stays held by a live
-   *   process; `EARENACORRUPT`; `ECLOSED`.
+   *   process; `EARENACORRUPT`; `ESEGMENTTRUNCATED` once a segment was truncated under us; `ECLOSED`.
    */
   alloc(size: number, options?: AllocOptions): Block {
     const core = this.#core;
+    noticeSegmentFaults();
     if (core.closed || core.failure !== null) core.ensureUsable();
     if (typeof size !== 'number') throw new TypeError('size must be a number');
     if (!(size >= 1 && size <= this.#maxBytes) || size % 1 !== 0) {
@@ -416,6 +423,30 @@ export class Arena {
     return this.#core.borrow(handle);
   }
 
+  /**
+   * The `ESEGMENTTRUNCATED` error once one of this arena's segments was found truncated (shrunk by another
+   * process), else null. Looks first: touches the last word of each mapped segment (a shrink nothing else has
+   * touched yet shows up now, harmlessly) and reads the process's fault epoch — a few loads in all. A truncated
+   * arena stays faulted: every call throws that error; close it and use a new one.
+   */
+  checkTruncated(): ShmxError | null {
+    this.#core.probeSegments();
+    noticeSegmentFaults();
+    return this.#core.truncation;
+  }
+
+  /**
+   * Calls `listener` (once, in a microtask) when one of this arena's segments is found truncated — by any
+   * operation of this process, or by {@link Arena.checkTruncated}. Returns the function that unsubscribes.
+   * Listeners are dropped at close.
+   */
+  onTruncated(listener: (err: ShmxError) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError('listener must be a function');
+    const listeners = this.#core.truncationListeners;
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }
+
   /** Accounting of the whole arena, scanned from the block state words. */
   stats(): ArenaStats {
     const core = this.#core;
@@ -459,6 +490,7 @@ export class Arena {
       }
     }
     core.closed = true;
+    core.unwatchSegments();
     core.dropRegistry();
     core.extraHolds.clear();
     core.slabs.clear();

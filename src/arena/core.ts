@@ -10,6 +10,8 @@
  * - Unit descriptors, the segment table and slab lists change only under the page lock.
  * - Every index read from shared memory is range-checked before use; a violation faults the arena
  *   (`EARENACORRUPT`, this instance unusable afterwards, the process keeps running).
+ * - A segment truncated under us (truncation.ts) faults the arena with `ESEGMENTTRUNCATED`; that cause wins over
+ *   any `EARENACORRUPT` the zero pages it left behind made us see.
  */
 import { ShmxError } from '../errors.js';
 import { native } from '../native.js';
@@ -48,6 +50,7 @@ import { lockRecovery, recoverDeadSlots } from './recovery.js';
 import { CLASS_COUNT, classFor, classForAligned, SIZE_CLASSES } from './size-classes.js';
 import { findSegment, makeSegment, type Segment } from './segments.js';
 import { Slab, slabHeaderValid, slabMarkFree, slabTryAlloc } from './slab.js';
+import { faultedSegment, noticeSegmentFaults, segmentTruncated, watchSegments, type SegmentWatcher } from './truncation.js';
 
 /** The subset of a pino logger the arena uses. */
 export interface ArenaLogger {
@@ -97,7 +100,7 @@ export interface HeaderFacts {
   mode: number;
 }
 
-export class ArenaCore {
+export class ArenaCore implements SegmentWatcher {
   readonly name: string;
   readonly hdr: Int32Array;
   readonly maxUnits: number;
@@ -119,8 +122,13 @@ export class ArenaCore {
   slot = -1;
   bit = 0;
   token: number;
-  /** Set once the arena is found corrupt: every later call throws it. */
+  /** Set once the arena is found corrupt or truncated: every later call throws it. */
   failure: ShmxError | null = null;
+  /** The `ESEGMENTTRUNCATED` fault, once one of our segments was found truncated. */
+  truncation: ShmxError | null = null;
+  /** Called (in a microtask) with {@link truncation} when it is found. */
+  readonly truncationListeners = new Set<(err: ShmxError) => void>();
+  private readonly unwatch: () => void;
   closed = false;
   /** Blocks this instance holds through more than one Block object: global offset → extra holds. */
   readonly extraHolds = new Map<number, number>();
@@ -143,22 +151,77 @@ export class ArenaCore {
       this.registry = new FinalizationRegistry((offset: number) => this.reportLeak(offset));
       if (options.trackLeaks === 'all') this.smallRegistry = this.registry;
     }
+    this.unwatch = watchSegments(this);
   }
 
   // ---------------------------------------------------------------- faults and state
 
-  /** Faults the arena: records and throws `EARENACORRUPT`. */
+  /** Faults the arena: records and throws `EARENACORRUPT` — or `ESEGMENTTRUNCATED` when zero pages left by a
+   *  truncation are what looks corrupt. */
   corrupt(message: string): never {
+    noticeSegmentFaults();
     if (this.failure === null) {
       this.failure = new ShmxError('EARENACORRUPT', `arena ${this.name} is corrupt: ${message}`, { resource: this.name });
     }
     throw this.failure;
   }
 
-  /** Throws unless the arena can be used (ECLOSED, or the recorded EARENACORRUPT). */
+  /** Throws unless the arena can be used (ECLOSED, or the recorded EARENACORRUPT / ESEGMENTTRUNCATED). */
   ensureUsable(): void {
+    noticeSegmentFaults();
     if (this.closed) throw new ShmxError('ECLOSED', `arena ${this.name} is closed`, { resource: this.name });
     if (this.failure !== null) throw this.failure;
+  }
+
+  /**
+   * Looks whether one of our mappings was truncated (called by truncation.ts after a SIGBUS was handled, and
+   * with `faultedSegment` names). Records `ESEGMENTTRUNCATED` as the failure — replacing an `EARENACORRUPT` the
+   * zero pages may have caused — and tells the listeners in a microtask, outside whatever operation noticed.
+   */
+  checkSegments(): void {
+    if (this.closed || this.truncation !== null) return;
+    const buffers: [SharedArrayBuffer, string][] = [[this.hdr.buffer as SharedArrayBuffer, headerName(this.name)]];
+    for (const seg of this.segments) buffers.push([seg.buffer, segmentName(this.name, seg.index)]);
+    const segment = faultedSegment(buffers);
+    if (segment !== undefined) this.truncated(segment);
+  }
+
+  /**
+   * Touches the last word of the header and of every mapped data segment: any shrink removes the last page, so
+   * a truncation nothing has touched yet raises its SIGBUS here (handled: the word reads zero). A handful of
+   * loads; callers (keep-alive ticks, `Arena.checkTruncated`) then notice the epoch.
+   */
+  probeSegments(): void {
+    if (this.closed) return;
+    Atomics.load(this.hdr, this.hdr.length - 1);
+    for (const seg of this.segments) Atomics.load(seg.i32, seg.i32.length - 1);
+  }
+
+  /** Faults the arena with `ESEGMENTTRUNCATED` for `segment` (found truncated, or shorter than it must be). */
+  truncated(segment: string): ShmxError {
+    if (this.truncation === null) {
+      const err = segmentTruncated(`arena ${this.name}`, segment);
+      this.truncation = err;
+      this.failure = err;
+      // The listeners of now: whoever noticed may close the arena (dropping them) before the microtask runs.
+      const listeners = [...this.truncationListeners];
+      queueMicrotask(() => {
+        for (const listener of listeners) {
+          try {
+            listener(err);
+          } catch (e) {
+            this.logger().warn({ arena: this.name, err: e }, 'a truncation listener threw');
+          }
+        }
+      });
+    }
+    return this.truncation;
+  }
+
+  /** Stops watching for truncation (close). */
+  unwatchSegments(): void {
+    this.unwatch();
+    this.truncationListeners.clear();
   }
 
   /** True while the header segment's name exists (false once the arena was destroyed/unlinked). */
@@ -180,6 +243,8 @@ export class ArenaCore {
   }
 
   stale(message: string): never {
+    noticeSegmentFaults(); // zero pages left by a truncation make every handle look stale: say what happened
+    if (this.truncation !== null) throw this.truncation;
     throw new ShmxError('ESTALEHANDLE', `arena ${this.name}: ${message}`, { resource: this.name });
   }
 
@@ -209,7 +274,8 @@ export class ArenaCore {
         if (!this.headerExists()) this.destroyed();
         this.corrupt(`segment ${i} cannot be mapped (${(err as Error).message})`);
       }
-      if (buffer.byteLength < units * UNIT) this.corrupt(`segment ${i} is smaller than its table entry`);
+      // Shrunk before we mapped it: refuse it rather than map less than the table says is there.
+      if (buffer.byteLength < units * UNIT) throw this.truncated(segmentName(this.name, i));
       this.segments.push(makeSegment(i, first, units, buffer));
       this.segEnd = first + units;
     }

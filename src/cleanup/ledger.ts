@@ -5,7 +5,15 @@
  *
  * Layout: Int32 header [magic, capacity, count], then `capacity` entries of ENTRY_BYTES:
  * [state (0 free, 1 used), byteLength, name bytes].
+ *
+ * The ledger is this process's own bookkeeping, and this process keeps a copy of what it holds. So a ledger
+ * truncated under us (another process shrank it; the SIGBUS handler left zero pages, see
+ * src/arena/truncation.ts) is not a fault of any session: it is rebuilt under the same name from that copy,
+ * with a warning carrying `ESEGMENTTRUNCATED`. Only when the rebuild fails does the ledger stay faulted: then
+ * recording a new queue throws that error (the channel open fails), and forgetting one does nothing.
  */
+import { faultedSegment, noticeSegmentFaults, segmentTruncated, watchSegments } from '../arena/truncation.js';
+import { defaultLogger } from '../log.js';
 import { native, type MqOpenOptions, type NativeMessageQueue } from '../native.js';
 import { createWithFreshNonce, formatResourceName } from './names.js';
 import { selfIdentity } from './liveness.js';
@@ -23,14 +31,51 @@ const decoder = new TextDecoder();
 export class Ledger {
   private static readonly mine = new Map<string, Ledger>();
 
-  private readonly words: Int32Array;
-  private readonly bytes: Uint8Array;
+  private words: Int32Array;
+  private bytes: Uint8Array;
   private readonly slots = new Map<string, number>();
+  /** Set when the ledger was truncated and could not be rebuilt. */
+  private failure: Error | null = null;
+  /** Set once the ledger removed itself (empty): nothing to rebuild then. */
+  private removed = false;
 
   private constructor(readonly name: string) {
     const buffer = native.shmMap(name);
     this.words = new Int32Array(buffer);
     this.bytes = new Uint8Array(buffer);
+    // Held strongly in `mine` for as long as it exists, so the weak watch lasts as long as the ledger.
+    watchSegments(this);
+  }
+
+  /** Called after a SIGBUS was handled somewhere in this process: rebuilds the ledger if it was ours. */
+  checkSegments(): void {
+    if (this.removed || this.failure !== null || faultedSegment([[this.words.buffer as SharedArrayBuffer, this.name]]) === undefined) {
+      return;
+    }
+    const err = segmentTruncated(`ledger ${this.name}`, this.name);
+    try {
+      // Our own name (pid and start time in it): remove what is left and write it anew from our copy.
+      native.shmUnlink(this.name);
+      native.shmCreate(this.name, SIZE, 0o600);
+      const buffer = native.shmMap(this.name);
+      this.words = new Int32Array(buffer);
+      this.bytes = new Uint8Array(buffer);
+      this.words[0] = MAGIC;
+      this.words[1] = CAPACITY;
+      for (const [queue, i] of this.slots) this.write(i, encoder.encode(queue));
+      defaultLogger().warn({ ledger: this.name, err }, 'ledger was truncated by another process; rebuilt');
+    } catch (cause) {
+      this.failure = err;
+      defaultLogger().warn({ ledger: this.name, err, cause }, 'ledger was truncated and could not be rebuilt');
+    }
+  }
+
+  private write(i: number, data: Uint8Array): void {
+    const at = (HEADER_BYTES + i * ENTRY_BYTES) >> 2;
+    this.bytes.set(data, HEADER_BYTES + i * ENTRY_BYTES + 8);
+    this.words[at + 1] = data.length;
+    Atomics.store(this.words, at, 1);
+    Atomics.add(this.words, 2, 1);
   }
 
   /** This process's ledger for `serverApp`, created on first use. */
@@ -55,17 +100,21 @@ export class Ledger {
 
   /** Records a queue name; call before creating the queue. */
   record(queue: string): void {
+    noticeSegmentFaults();
+    if (this.failure !== null) throw this.failure;
     if (this.slots.has(queue)) return;
     const data = encoder.encode(queue);
     if (data.length > ENTRY_BYTES - 8) throw new RangeError(`queue name too long for the ledger: ${queue}`);
+    // Our copy says which entries are used (only this process writes its ledger): shared memory that a
+    // truncation zeroed must not make us hand out an entry twice.
+    const used = new Set(this.slots.values());
     for (let i = 0; i < CAPACITY; i++) {
-      const at = (HEADER_BYTES + i * ENTRY_BYTES) >> 2;
-      if (Atomics.load(this.words, at) !== 0) continue;
-      this.bytes.set(data, HEADER_BYTES + i * ENTRY_BYTES + 8);
-      this.words[at + 1] = data.length;
-      Atomics.store(this.words, at, 1);
-      Atomics.add(this.words, 2, 1);
+      if (used.has(i)) continue;
       this.slots.set(queue, i);
+      this.write(i, data);
+      // Truncated while we wrote (zero pages took it): rebuilt now, from `slots`, which has this queue.
+      noticeSegmentFaults();
+      if (this.failure !== null) throw this.failure;
       return;
     }
     throw new RangeError(`ledger ${this.name} is full (${CAPACITY} queues)`);
@@ -73,11 +122,16 @@ export class Ledger {
 
   /** Forgets a queue; call after removing it. The ledger removes itself when it becomes empty. */
   forget(queue: string): void {
+    noticeSegmentFaults();
     const i = this.slots.get(queue);
     if (i === undefined) return;
     this.slots.delete(queue);
-    Atomics.store(this.words, (HEADER_BYTES + i * ENTRY_BYTES) >> 2, 0);
-    if (Atomics.sub(this.words, 2, 1) === 1) {
+    if (this.failure === null) {
+      Atomics.store(this.words, (HEADER_BYTES + i * ENTRY_BYTES) >> 2, 0);
+      Atomics.sub(this.words, 2, 1);
+    }
+    if (this.slots.size === 0) {
+      this.removed = true;
       native.shmUnlink(this.name);
       for (const [app, ledger] of Ledger.mine) if (ledger === this) Ledger.mine.delete(app);
     }

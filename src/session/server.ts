@@ -254,6 +254,10 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   /** The app arena of `clientApp`, created with its first session; it lives until the server closes. */
   private appArenaFor(clientApp: string, mode: number): Arena {
     let arena = this.appArenas.get(clientApp);
+    if (arena !== undefined && arena.checkTruncated() !== null) {
+      this.dropAppArena(clientApp); // truncated by someone: its sessions have faulted; start a new one
+      arena = undefined;
+    }
     if (arena === undefined) {
       const sizing = this.options.appArena ?? { maxBytes: 256 << 20, initialBytes: 1 << 20 };
       // A fresh nonce, another on EEXIST: a name someone created first never blocks this client app.

@@ -120,6 +120,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly parts: SessionParts;
   private readonly children = new Set<SessionChild>();
   private stopKeepAlive: (() => void) | undefined;
+  private stopTruncationWatch: Array<() => void>;
   private lastHeard = Date.now();
   /** When the keep-alive last ticked: a tick far later than the interval means this process was stalled. */
   private lastTick = Date.now();
@@ -141,6 +142,9 @@ export class Session extends EventEmitter<SessionEvents> {
     // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
     // caller (server or client) rolls the handshake back.
     this.mux = new ChannelMux(this.channelHost(), parts.channels, parts.wakeup, parts.peerWakeup);
+    // A segment of either arena truncated by anyone faults this session (not the process): docs/cleanup-and-safety.md.
+    const truncated = (err: ShmxErrorType) => this.fault('protocol-error', err);
+    this.stopTruncationWatch = [parts.sessionArena.onTruncated(truncated), parts.appArena.onTruncated(truncated)];
     const { socket } = parts;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.fault('peer-crashed', new ShmxError('EOF', 'master channel reached EOF')));
@@ -392,6 +396,9 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private tick(): void {
     if (this.current !== 'open') return;
+    // Finds truncations nothing has touched yet (a few loads each).
+    const truncated = this.parts.sessionArena.checkTruncated() ?? this.parts.appArena.checkTruncated();
+    if (truncated !== null) return this.fault('protocol-error', truncated);
     const now = Date.now();
     const { intervalMs, timeoutMs } = this.parts.keepAlive;
     // A tick far behind its schedule means this process was stopped (SIGSTOP) or blocked: the peer's frames
@@ -414,6 +421,9 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The peer is gone or hostile: hose the session, remove its objects now, then close children and self. */
   private fault(reason: CloseReason, cause: unknown): void {
     if (this.current === 'closed' || this.current === 'faulted') return;
+    // Zero pages left by a truncation look like a corrupt ring, a stale handle or a vanished peer: say so.
+    const truncated = this.parts.sessionArena.checkTruncated() ?? this.parts.appArena.checkTruncated();
+    if (truncated !== null) [reason, cause] = ['protocol-error', truncated];
     if (this.current === 'closing') {
       // A goodbye is in progress; the socket ending is part of it, not a fault.
       if (reason === 'peer-crashed') return;
@@ -467,6 +477,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private async finish(reason: CloseReason, faulted: boolean): Promise<void> {
     this.stopKeepAlive?.();
     this.stopKeepAlive = undefined;
+    for (const stop of this.stopTruncationWatch) stop();
     for (const child of [...this.children]) this.step('a session child failed to close', () => child.closeFromSession(reason));
     this.children.clear();
     const { sessionArena, appArena, ownsAppArena, socket } = this.parts;

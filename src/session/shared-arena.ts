@@ -12,7 +12,8 @@ const open = new Map<string, { arena: Arena; users: number }>();
 /** Opens (or reuses) the app arena `name` for one more session of this process. */
 export function acquireAppArena(name: string, logger?: Logger): Arena {
   let entry = open.get(name);
-  if (entry === undefined || entry.arena.closed) {
+  // A truncated instance stays faulted: the sessions still on it fault and release it; new ones get a fresh one.
+  if (entry === undefined || entry.arena.closed || entry.arena.checkTruncated() !== null) {
     // Bounded page-lock waits: a stopped peer holding the lock costs EARENABUSY, not a frozen event loop.
     entry = {
       arena: Arena.open(name, { lockTimeoutMs: 100, logger, beforeGrow: ceilingGuard('appArena.maxBytes') }), // quotas.ts
