@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ClientSession, Universe, type Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-transport.js';
-import { native } from '../../src/native.js';
+import type { NativeDoorbell } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
@@ -34,6 +34,9 @@ afterAll(async () => {
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+/** This side's doorbell (it rings the peer through it). */
+const bell = (): NativeDoorbell => (session as unknown as { mux: { wakeup: { bell: NativeDoorbell } } }).mux.wakeup.bell;
 
 const SIZE = 4096;
 /** Most messages of SIZE bytes each transport may have in flight to a receiver that takes none. */
@@ -76,7 +79,7 @@ describe('wake-ups', () => {
     const channel = await session.openChannel({ transport, metadata: { mode: 'echo' } });
     await channel.request(Buffer.from('warm up'), { timeout: 5000 });
     await sleep(100); // both sides idle: parked
-    const ring = vi.spyOn(native, 'ringDoorbell');
+    const ring = vi.spyOn(bell(), 'ring');
     for (let i = 0; i < 3; i++) {
       await channel.request(Buffer.from([i]), { timeout: 5000 });
       await sleep(20);
@@ -91,7 +94,7 @@ describe('wake-ups', () => {
     const got: string[] = [];
     channel.on('message', (m) => got.push(Buffer.from(m.bytes).toString()));
     await sleep(100); // the peer parks
-    const ring = vi.spyOn(native, 'ringDoorbell').mockImplementation(() => {
+    const ring = vi.spyOn(bell(), 'ring').mockImplementation(() => {
       throw Object.assign(new Error('doorbell broke'), { code: 'EIO' });
     });
     expect(channel.send(Buffer.from('first'))).toBe(true);
