@@ -22,8 +22,6 @@ export type CloseHow = 'local' | 'peer' | 'peer-unread' | 'session';
 /** What a channel needs from the multiplexer that owns it. */
 export interface ChannelLink {
   readonly host: ChannelHost;
-  /** A message was written on a shared-memory channel: wake the peer if it sleeps. */
-  afterWrite(channel: Channel): void;
   /** Someone started listening: deliver what is waiting. */
   consumerAppeared(channel: Channel): void;
   /** Spin mode of this side for this channel changed. */
@@ -70,8 +68,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   private readonly link: ChannelLink;
   private readonly io: Transport;
-  /** Shared-memory channels wake a sleeping peer after each write; the others wake it by themselves. */
-  private readonly wakesPeer: boolean;
   private spinning = false;
   private readonly requests = new PendingRequests();
   private readonly inbox: Message[] = [];
@@ -90,7 +86,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.id = id;
     this.io = transport;
     this.transport = transport.kind;
-    this.wakesPeer = transport.kind === 'shm';
     this.metadata = metadata;
     this.init = init;
     (this as EventEmitter).on('newListener', (event: string) => {
@@ -351,7 +346,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       return false;
     }
     host.countOut(body.byteLength + 8);
-    if (this.wakesPeer) this.link.afterWrite(this);
     return true;
   }
 

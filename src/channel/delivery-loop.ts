@@ -113,6 +113,11 @@ export class DeliveryLoop {
     }
   }
 
+  private anyShm(): boolean {
+    for (const c of this.deps.channels()) if (c.transport === 'shm') return true;
+    return false;
+  }
+
   private anyWaiting(): boolean {
     for (const c of this.deps.channels()) if (c.readable && c.wantsMessages) return true;
     return false;
@@ -135,7 +140,9 @@ export class DeliveryLoop {
     if (this.closed) return;
     const spinning = this.deps.spinning();
     this.idleSince = nowMicros();
-    const budget = spinning ? 50 : this.spinBudget();
+    // Spinning polls shared memory: it can only catch messages on shm channels (mq and socket channels wake
+    // this side through their own descriptors), so without one it would burn the CPU for nothing.
+    const budget = spinning ? 50 : this.anyShm() ? this.spinBudget() : 0;
     if (this.spin(budget)) {
       this.learnGap(nowMicros() - this.idleSince);
       this.run();
