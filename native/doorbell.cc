@@ -88,17 +88,21 @@ class Doorbell : public Napi::ObjectWrap<Doorbell> {
  private:
   Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
 
-  // {wakeups, datagrams, peer}: how often onRing ran, how many datagrams were taken, whether we are connected.
+  // {wakeups, datagrams, rings, connected}: how often onRing ran, how many datagrams were taken, how often we
+  // rang the peer, whether we are connected.
   // Internal counters for tests and diagnostics (a flood that gets through would show in them).
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("wakeups", Napi::Number::New(info.Env(), static_cast<double>(wakeups_)));
     o.Set("datagrams", Napi::Number::New(info.Env(), static_cast<double>(datagrams_)));
+    o.Set("rings", Napi::Number::New(info.Env(), static_cast<double>(rings_)));
     o.Set("connected", Napi::Boolean::New(info.Env(), connected_));
     return o;
   }
 
-  // connect(peerName): from now on only the peer's socket may ring us, and ring() rings it. Once only.
+  // connect(peerName) → true: from now on only the peer's socket may ring us, and ring() rings it. Once only.
+  // false: nobody is bound to that name any more (the peer closed or died meanwhile) — not an error of the
+  // peer's; ring() then reports the peer gone.
   Napi::Value Connect(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::string peer;
@@ -107,19 +111,22 @@ class Doorbell : public Napi::ObjectWrap<Doorbell> {
     if (connected_) throw CodeError(env, "EISCONN", "connect", name_, "doorbell '" + name_ + "' is already connected");
     sockaddr_un addr;
     socklen_t len = AbstractAddress(peer, &addr);
-    // EPERM here: that socket is connected to someone else already — not our peer's fresh doorbell.
-    if (connect(fd_.Get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) throw ErrnoError(env, errno, "connect", peer);
+    if (connect(fd_.Get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+      if (errno == ECONNREFUSED || errno == ENOENT) return Napi::Boolean::New(env, false);
+      // EPERM: that socket is connected to someone else already — not our peer's fresh doorbell.
+      throw ErrnoError(env, errno, "connect", peer);
+    }
     connected_ = true;
-    return env.Undefined();
+    return Napi::Boolean::New(env, true);
   }
 
-  // ring() → true when delivered or our earlier rings are still pending there; false when the peer is gone.
+  // ring() → true when delivered or our earlier rings are still pending there; false when the peer is gone
+  // (or was gone when we tried to connect).
   Napi::Value RingPeer(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!connected_ || !fd_.Valid()) {
-      throw CodeError(env, "ENOTCONN", "ring", name_, "doorbell '" + name_ + "' is not connected to its peer");
-    }
+    if (!connected_ || !fd_.Valid()) return Napi::Boolean::New(env, false);  // no peer (any more)
     char byte = 1;
+    rings_++;
     if (send(fd_.Get(), &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) return Napi::Boolean::New(env, true);
     // EAGAIN: the peer's queue (or our send buffer) is full — of our own rings, since nobody else can send to
     // it: it will wake.
@@ -193,6 +200,7 @@ class Doorbell : public Napi::ObjectWrap<Doorbell> {
   bool connected_ = false;
   uint64_t wakeups_ = 0;
   uint64_t datagrams_ = 0;
+  uint64_t rings_ = 0;
   Napi::FunctionReference on_ring_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
 };

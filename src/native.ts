@@ -91,6 +91,8 @@ export interface DoorbellCounters {
   wakeups: number;
   /** Datagrams taken. */
   datagrams: number;
+  /** Times this side rang its peer (`ring()` calls on a connected doorbell). */
+  rings: number;
   /** True once connected to the peer: nobody else can ring it then. */
   connected: boolean;
 }
@@ -104,8 +106,12 @@ export interface DoorbellCounters {
 export interface NativeDoorbell {
   readonly name: string;
   readonly counters: DoorbellCounters;
-  /** Connects to the peer's doorbell (once): only it may ring us now, and {@link ring} rings it. */
-  connect(peerName: string): void;
+  /**
+   * Connects to the peer's doorbell (once): only it may ring us now, and {@link ring} rings it. False when
+   * nobody is bound to that name any more (the peer closed or died); throws on anything else (EPERM: that
+   * socket is connected elsewhere — not the peer's fresh doorbell).
+   */
+  connect(peerName: string): boolean;
   /** Rings the peer: true when delivered or our earlier rings are still pending there, false when it is gone. */
   ring(): boolean;
   close(): void;

@@ -67,7 +67,9 @@ export class Wakeup {
       if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');
       // From here on only the peer's doorbell can ring ours. Refused (EPERM) when that socket is already
       // connected elsewhere, i.e. it is not the peer's fresh doorbell.
-      this.bell.connect(h.bell);
+      // False: its doorbell is gone already (the peer is closing or died) — the session learns that from the
+      // master socket; our rings just report the peer gone.
+      if (!this.bell.connect(h.bell)) this.logger?.debug({ bell: h.bell }, 'the peer\'s doorbell is gone');
     } catch (err) {
       block.release();
       if (err instanceof ShmxError) throw err;
