@@ -9,10 +9,6 @@ struct AddonData {
   Napi::FunctionReference message_queue;
   Napi::FunctionReference futex_waiter;
   Napi::FunctionReference doorbell;
-  int bell_sender = -1;  // unbound datagram socket used to ring doorbells
-  ~AddonData() {
-    if (bell_sender >= 0) close(bell_sender);
-  }
 };
 
 inline AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

@@ -16,6 +16,7 @@
 #include "args.h"
 #include "errors.h"
 #include "modules.h"
+#include "uv_poll_handle.h"
 
 namespace shmx {
 namespace {
@@ -240,19 +241,15 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
 
   void StartPolling(Napi::Env env) {
     if (polling_) return;
-    if (!poll_) {
+    if (!poll_.Valid()) {
       uv_loop_t* loop = nullptr;
       napi_get_uv_event_loop(env, &loop);
-      poll_ = new uv_poll_t;
-      if (uv_poll_init(loop, poll_, static_cast<int>(mqd_)) != 0) {
-        delete poll_;
-        poll_ = nullptr;
+      if (poll_.Init(loop, static_cast<int>(mqd_), this) != 0) {
         throw CodeError(env, "EPOLL", "uv_poll_init", name_, "cannot poll message queue '" + name_ + "'");
       }
-      poll_->data = this;
       async_context_ = std::make_unique<Napi::AsyncContext>(env, "shmx.MessageQueue.receive");
     }
-    if (int rc = uv_poll_start(poll_, UV_READABLE, OnReadable); rc != 0) {
+    if (int rc = poll_.Start(UV_READABLE, OnReadable); rc != 0) {
       throw ErrnoError(env, -rc, "uv_poll_start", name_);
     }
     polling_ = true;
@@ -261,7 +258,7 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
 
   void StopPolling() {
     if (!polling_) return;
-    uv_poll_stop(poll_);
+    poll_.Stop();
     polling_ = false;
     Unref();
   }
@@ -321,12 +318,8 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
 
   // Releases the poll handle and the descriptor; safe from the finalizer.
   void CloseDescriptor() {
-    if (poll_) {
-      if (polling_) uv_poll_stop(poll_);
-      polling_ = false;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    poll_.Reset();  // before the descriptor: epoll must let go of it first
+    polling_ = false;
     if (mqd_ != static_cast<mqd_t>(-1)) {
       mq_close(mqd_);
       mqd_ = static_cast<mqd_t>(-1);
@@ -337,7 +330,7 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
   mqd_t mqd_ = static_cast<mqd_t>(-1);
   long message_size_ = 0;
   std::string buffer_;
-  uv_poll_t* poll_ = nullptr;
+  UvPoll poll_;
   bool polling_ = false;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   std::deque<Napi::Promise::Deferred> pending_;

@@ -86,12 +86,35 @@ export interface NativeFutexWaiter {
   readonly busy: boolean;
 }
 
+/** Internal counters of a doorbell (tests and diagnostics). */
+export interface DoorbellCounters {
+  /** Times `onRing` ran (once per batch of datagrams). */
+  wakeups: number;
+  /** Datagrams taken. */
+  datagrams: number;
+  /** Times this side rang its peer (`ring()` calls on a connected doorbell). */
+  rings: number;
+  /** True once connected to the peer: nobody else can ring it then. */
+  connected: boolean;
+}
+
 /**
- * An event-loop doorbell: a Unix datagram socket bound to an abstract name (gone when this process dies).
- * `onRing` runs on the event loop, once per batch of rings. Does not keep the process alive unless `ref()`ed.
+ * An event-loop doorbell: a Unix datagram socket bound to an abstract name (gone when this process dies), then
+ * connected to the peer's doorbell — from then on only the peer can ring it (the kernel refuses anyone else's
+ * datagrams). `onRing` runs on the event loop, once per batch of rings. Does not keep the process alive unless
+ * `ref()`ed.
  */
 export interface NativeDoorbell {
   readonly name: string;
+  readonly counters: DoorbellCounters;
+  /**
+   * Connects to the peer's doorbell (once): only it may ring us now, and {@link ring} rings it. False when
+   * nobody is bound to that name any more (the peer closed or died); throws on anything else (EPERM: that
+   * socket is connected elsewhere — not the peer's fresh doorbell).
+   */
+  connect(peerName: string): boolean;
+  /** Rings the peer: true when delivered or our earlier rings are still pending there, false when it is gone. */
+  ring(): boolean;
   close(): void;
   ref(): void;
   unref(): void;
@@ -164,8 +187,6 @@ export interface NativeBinding {
   // event-loop doorbells (abstract-namespace datagram sockets, at most 107 bytes of name)
   /** Binds a doorbell; EADDRINUSE when the name is taken. */
   createDoorbell(name: string, onRing: () => void): NativeDoorbell;
-  /** Rings a doorbell by name: true when delivered (or rings are already pending), false when nobody listens. */
-  ringDoorbell(name: string): boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -4,10 +4,11 @@
  * matched to replies by id. Backpressure is explicit: `send` returns false and `'drain'` follows.
  */
 import { EventEmitter } from 'node:events';
-import { Block, decodeHandle, encodeHandle, HANDLE_BYTES, type Arena } from '../arena/index.js';
+import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { AbortError, ShmxError } from '../errors.js';
-import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE, tagOf } from './envelope.js';
+import { borrowBody, encodeBody, takeBackLend } from './body.js';
+import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
 import { Message, type Replier } from './message.js';
 import { PendingRequests } from './requests.js';
@@ -22,8 +23,6 @@ export type CloseHow = 'local' | 'peer' | 'peer-unread' | 'session';
 /** What a channel needs from the multiplexer that owns it. */
 export interface ChannelLink {
   readonly host: ChannelHost;
-  /** A message was written on a shared-memory channel: wake the peer if it sleeps. */
-  afterWrite(channel: Channel): void;
   /** Someone started listening: deliver what is waiting. */
   consumerAppeared(channel: Channel): void;
   /** Spin mode of this side for this channel changed. */
@@ -70,8 +69,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   private readonly link: ChannelLink;
   private readonly io: Transport;
-  /** Shared-memory channels wake a sleeping peer after each write; the others wake it by themselves. */
-  private readonly wakesPeer: boolean;
   private spinning = false;
   private readonly requests = new PendingRequests();
   private readonly inbox: Message[] = [];
@@ -90,7 +87,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.id = id;
     this.io = transport;
     this.transport = transport.kind;
-    this.wakesPeer = transport.kind === 'shm';
     this.metadata = metadata;
     this.init = init;
     (this as EventEmitter).on('newListener', (event: string) => {
@@ -315,52 +311,21 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.assertOpen();
     if (this.blocked) return false;
     const host = this.link.host;
-    let tag: number;
-    let body: Uint8Array;
-    let spilled: Block | undefined;
-    // The common case first: small bytes, inline.
-    if (data instanceof Uint8Array) {
-      if (data.byteLength <= this.io.maxInline) {
-        tag = tagOf(BodyKind.Inline, flags);
-        body = data;
-      } else {
-        // Too big for the transport: one copy into the session arena, sent by handle.
-        spilled = host.sessionArenaForChannels.alloc(data.byteLength);
-        spilled.bytes.set(data);
-        tag = tagOf(BodyKind.Spilled, flags);
-        body = encodeHandle(host.sessionArenaForChannels.lend(spilled));
-      }
-    } else if (data instanceof Block) {
-      const arena = this.arenaOf(data);
-      tag = tagOf(arena === host.sessionArenaForChannels ? BodyKind.SessionBlock : BodyKind.AppBlock, flags);
-      body = encodeHandle(arena.lend(data));
-    } else {
+    if (!(data instanceof Uint8Array) && !(data instanceof Block)) {
       throw new TypeError('data must be a Uint8Array or an arena Block');
     }
+    const { tag, body, spilled } = encodeBody(host, data, flags, this.io.maxInline);
     const sent = this.io.write(tag, requestId, body);
-    if (spilled !== undefined) {
-      // The lend keeps a spilled block alive for the receiver; if nothing was sent, take the lend back by
-      // borrowing it ourselves and releasing it.
-      if (!sent) host.sessionArenaForChannels.borrow(decodeHandle(body)).release();
-      spilled.release();
-    } else if (!sent && data instanceof Block) {
-      this.arenaOf(data).borrow(decodeHandle(body)).release();
-    }
+    // The lend keeps a block alive for the receiver; if nothing was sent, take it back. A spilled copy is ours
+    // to let go of either way (the receiver's borrow keeps it alive).
+    if (!sent) takeBackLend(host, tag, body);
+    spilled?.release();
     if (!sent) {
       this.blocked = true;
       return false;
     }
     host.countOut(body.byteLength + 8);
-    if (this.wakesPeer) this.link.afterWrite(this);
     return true;
-  }
-
-  private arenaOf(block: Block): Arena {
-    const host = this.link.host;
-    for (const arena of [host.sessionArenaForChannels, host.appArenaForChannels]) {
-      if (arena.owns(block)) return arena;
-    }
-    throw new RangeError('a block sent on a channel must come from its session\'s session arena or app arena');
   }
 
   private deliver(tag: number, requestId: number, body: Uint8Array): void {
@@ -383,7 +348,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         break;
       }
       case BodyKind.Spilled: {
-        const block = this.borrow(host.sessionArenaForChannels, body);
+        const block = this.borrow(tag, body);
         const copy = Buffer.allocUnsafe(block.length);
         copy.set(block.bytes);
         block.release();
@@ -392,8 +357,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       }
       case BodyKind.SessionBlock:
       case BodyKind.AppBlock: {
-        const arena = kindOf(tag) === BodyKind.SessionBlock ? host.sessionArenaForChannels : host.appArenaForChannels;
-        const block = this.borrow(arena, body);
+        const block = this.borrow(tag, body);
         // A borrowed block is a child of the session: released when the session closes, if not before.
         const child: SessionChild = { closeFromSession: () => message.release() };
         host.adopt(child);
@@ -416,9 +380,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     replyQueued: (requestId, d) => this.enqueue(TAG_RESPONSE, requestId, d),
   };
 
-  private borrow(arena: Arena, body: Uint8Array): Block {
-    if (body.byteLength !== HANDLE_BYTES) throw new ShmxError('EPROTO', `channel ${this.id}: malformed block handle`);
-    return arena.borrow(decodeHandle(body));
+  private borrow(tag: number, body: Uint8Array): Block {
+    return borrowBody(this.link.host, tag, body);
   }
 
   private dispatch(message: Message): void {

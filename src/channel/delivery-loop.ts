@@ -24,7 +24,19 @@ export interface DeliveryDeps {
   fault(err: ShmxError): void;
 }
 
+/** Internal counters of a delivery loop (tests and diagnostics): behaviour, not time. */
+export interface DeliveryCounters {
+  /** Times the loop published parked=1 and went to sleep until the doorbell. */
+  parks: number;
+  /** Times it stayed awake instead (spin mode: polled, gave the event loop a turn, will poll again). */
+  spinTurns: number;
+  /** Busy-wait spins begun (adaptive or spin mode). */
+  spins: number;
+}
+
 export class DeliveryLoop {
+  /** @internal */
+  readonly counters: DeliveryCounters = { parks: 0, spinTurns: 0, spins: 0 };
   private draining = false;
   private scheduled = false;
   private closed = false;
@@ -101,6 +113,11 @@ export class DeliveryLoop {
     }
   }
 
+  private anyShm(): boolean {
+    for (const c of this.deps.channels()) if (c.transport === 'shm') return true;
+    return false;
+  }
+
   private anyWaiting(): boolean {
     for (const c of this.deps.channels()) if (c.readable && c.wantsMessages) return true;
     return false;
@@ -123,16 +140,20 @@ export class DeliveryLoop {
     if (this.closed) return;
     const spinning = this.deps.spinning();
     this.idleSince = nowMicros();
-    const budget = spinning ? 50 : this.spinBudget();
+    // Spinning polls shared memory: it can only catch messages on shm channels (mq and socket channels wake
+    // this side through their own descriptors), so without one it would burn the CPU for nothing.
+    const budget = spinning ? 50 : this.anyShm() ? this.spinBudget() : 0;
     if (this.spin(budget)) {
       this.learnGap(nowMicros() - this.idleSince);
       this.run();
       return;
     }
     if (spinning) {
+      this.counters.spinTurns++;
       this.schedule();
       return;
     }
+    this.counters.parks++;
     this.deps.wakeup.park();
     if (this.anyWaiting()) this.run();
   }
@@ -154,6 +175,7 @@ export class DeliveryLoop {
    *  more than a poll. */
   private spin(micros: number): boolean {
     if (micros <= 0) return false;
+    this.counters.spins++;
     const until = performance.now() + micros / 1000;
     for (;;) {
       for (let i = 0; i < 64; i++) if (this.anyWaiting()) return true;

@@ -4,8 +4,7 @@
  * keep its block alive for as long as the arena lives — for the app arena, longer than the session. Whoever
  * is last to see such a message borrows the handle and releases it.
  */
-import { decodeHandle, HANDLE_BYTES } from '../arena/index.js';
-import { BodyKind, kindOf } from './envelope.js';
+import { carriesHandle, takeBackLend } from './body.js';
 import type { ChannelHost } from './host.js';
 import type { RecordVisitor } from './transport.js';
 
@@ -20,12 +19,9 @@ export interface DiscardTally {
 export function discardVisitor(host: ChannelHost, tally: DiscardTally): RecordVisitor {
   return (tag, _requestId, body) => {
     tally.messages++;
-    const kind = kindOf(tag);
-    if (kind !== BodyKind.SessionBlock && kind !== BodyKind.AppBlock && kind !== BodyKind.Spilled) return;
+    if (!carriesHandle(tag)) return;
     try {
-      if (body.byteLength !== HANDLE_BYTES) throw new RangeError('malformed block handle');
-      const arena = kind === BodyKind.AppBlock ? host.appArenaForChannels : host.sessionArenaForChannels;
-      arena.borrow(decodeHandle(body)).release();
+      takeBackLend(host, tag, body);
       tally.released++;
     } catch (err) {
       // Stale (the reader borrowed it before it died), or garbage from a broken peer: nothing to take back.

@@ -185,7 +185,7 @@ export class ChannelMux implements ChannelLink {
         const block = arena.alloc(ringPairBytes(p.capacity), { align: 64 });
         try {
           formatRingPair(block, p.capacity);
-          p.transport = new ShmTransport(block, true, () => this.wakeup.ringPeer());
+          p.transport = new ShmTransport(block, true, this.ringPeer, this.wakePeer);
           p.lent = arena.lend(block);
         } catch (err) {
           p.transport?.close();
@@ -292,7 +292,7 @@ export class ChannelMux implements ChannelLink {
       // borrow() validates the handle's shape and every field against the arena.
       const block: Block = arena.borrow(open.ring as Handle);
       try {
-        transport = new ShmTransport(block, false, () => this.wakeup.ringPeer());
+        transport = new ShmTransport(block, false, this.ringPeer, this.wakePeer);
       } catch (err) {
         block.release();
         throw err;
@@ -499,11 +499,11 @@ export class ChannelMux implements ChannelLink {
     return name.startsWith(this.host.peerScopePrefix) && parseResourceName(name) !== null;
   }
 
-  // ---- ChannelLink ----
+  /** For shm transports: after a write (ring only a sleeping peer), and for a granted want-drain (always). */
+  private readonly wakePeer = (): void => this.wakeup.wakePeer();
+  private readonly ringPeer = (): void => this.wakeup.ringPeer();
 
-  afterWrite(): void {
-    this.wakeup.wakePeer();
-  }
+  // ---- ChannelLink ----
 
   consumerAppeared(): void {
     this.delivery.schedule();

@@ -6,7 +6,8 @@
  *
  * Layout (little-endian Int32 words, then data):
  *
- *   0 magic   1 capacity (bytes, power of two)   2 write count   3 read count   4 want-drain flag
+ *   0 magic   1 capacity (bytes, power of two)   2 write count   3 read count
+ *   4 want-drain: 0, or the bytes of free space the producer waits for (it set it when a record was refused)
  *   ... HEADER_BYTES: data[capacity]
  *
  * Counts are free-running uint32 byte counters; `count & (capacity - 1)` is the position. A record is an
@@ -106,8 +107,8 @@ export class Ring {
 
   /**
    * Appends one record with `tag` whose payload is the u32 `prefix` followed by `body` (copied in). Returns
-   * false, writing nothing, when the ring lacks space; then sets want-drain so the consumer says when it has
-   * made room.
+   * false, writing nothing, when the ring lacks space; then publishes in want-drain how much free space the
+   * record needs, so that the consumer says when it has made *that much* room (see {@link takeDrainRequest}).
    */
   write(tag: number, prefix: number, body: Uint8Array): boolean {
     if (this.detached) throw new ShmxError('ECLOSED', 'write to a released channel ring');
@@ -119,14 +120,9 @@ export class Ring {
     const tail = this.capacity - at;
     const needed = record <= tail ? record : tail + record;
     if (needed > this.capacity - this.inFlight(false)) {
-      if (needed > this.capacity - this.inFlight(true)) {
-        Atomics.store(this.words, W_WANT_DRAIN, 1);
-        // The consumer may have made room between our check and the flag: look once more.
-        if (needed > this.capacity - this.inFlight(true)) {
-          this.wanted = needed;
-          return false;
-        }
-        Atomics.store(this.words, W_WANT_DRAIN, 0);
+      if (!this.askForRoom(needed)) {
+        this.wanted = needed;
+        return false;
       }
     }
     let pos = at;
@@ -152,9 +148,27 @@ export class Ring {
     return used;
   }
 
-  /** Producer: true when the record refused last would fit now. */
+  /**
+   * Producer: true when `needed` bytes are free. Otherwise publishes want-drain = `needed` *before* looking
+   * once more: either that look sees the room the consumer made meanwhile, or the consumer's next look at
+   * want-drain (after it published its read count) sees our request. This order is what the wake-up model
+   * (docs/model/wakeup.pml) checks.
+   */
+  private askForRoom(needed: number): boolean {
+    if (needed <= this.capacity - this.inFlight(true)) return true;
+    Atomics.store(this.words, W_WANT_DRAIN, needed);
+    if (needed > this.capacity - this.inFlight(true)) return false;
+    Atomics.store(this.words, W_WANT_DRAIN, 0);
+    return true;
+  }
+
+  /**
+   * Producer: true when the record refused last would fit now. When it still does not (a wake-up that came
+   * early, or for an earlier request), the request for room is made again — a consumer that took it without
+   * making enough room must be asked again, or nobody would ever wake us.
+   */
   get writable(): boolean {
-    return this.capacity - this.inFlight(true) >= this.wanted;
+    return this.askForRoom(this.wanted);
   }
 
   // ---- consumer side ----
@@ -232,8 +246,18 @@ export class Ring {
     this.detached = true;
   }
 
-  /** Consumer: true (once) when the producer is waiting for room. */
+  /**
+   * Consumer, after publishing its read count: true (once) when the producer waits for room and the room it
+   * asked for is there now. A request the free space does not cover yet stays for a later look — waking the
+   * producer early would only make it ask again. A garbage request (more than the ring holds) is never
+   * granted: that only stalls the producer that wrote it.
+   */
   takeDrainRequest(): boolean {
-    return !this.detached && Atomics.load(this.words, W_WANT_DRAIN) === 1 && Atomics.compareExchange(this.words, W_WANT_DRAIN, 1, 0) === 1;
+    if (this.detached) return false;
+    const wanted = Atomics.load(this.words, W_WANT_DRAIN);
+    if (wanted === 0) return false;
+    const used = (Atomics.load(this.words, W_WRITE) - this.rd) >>> 0;
+    if (used > this.capacity || wanted < 0 || wanted > this.capacity - used) return false;
+    return Atomics.compareExchange(this.words, W_WANT_DRAIN, wanted, 0) === wanted;
   }
 }

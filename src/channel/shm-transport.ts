@@ -28,9 +28,11 @@ export class ShmTransport implements Transport {
   /**
    * @param block the ring pair, held by this side (the opener allocated it, the accepter borrowed it)
    * @param opener which half is ours to write: the opener writes the first ring
-   * @param onDrainRequest called when the peer waits for room in the ring we read
+   * @param onDrainRequest called when the peer waits for room in the ring we read (and now has it)
+   * @param wakePeer called after each record we commit: rings the peer if it sleeps (the session's wake-up)
    */
-  constructor(private readonly block: Block, opener: boolean, private readonly onDrainRequest: () => void) {
+  constructor(private readonly block: Block, opener: boolean, private readonly onDrainRequest: () => void,
+    readonly wakePeer: () => void) {
     const half = block.length >>> 1;
     const first = new Ring(block.buffer, block.offset, half);
     const second = new Ring(block.buffer, block.offset + half, half);
@@ -40,7 +42,9 @@ export class ShmTransport implements Transport {
   }
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
-    return this.out.write(tag, requestId, body);
+    if (!this.out.write(tag, requestId, body)) return false;
+    this.wakePeer(); // the record is committed: a sleeping peer must look
+    return true;
   }
 
   read(limit: number, deliver: RecordVisitor): number {

@@ -9,7 +9,7 @@
  * So a receiver that does not consume buffers at most one window per channel, and the sender's `send` returns
  * false until credit comes back ('drain' follows).
  */
-import { BodyKind, kindOf } from './envelope.js';
+import { carriesHandle } from './body.js';
 import type { RecordVisitor, Transport } from './transport.js';
 import { ShmxError } from '../errors.js';
 
@@ -41,11 +41,6 @@ interface Unacked {
   end: number;
   tag: number;
   body: Uint8Array;
-}
-
-function carriesHandle(tag: number): boolean {
-  const kind = kindOf(tag);
-  return kind === BodyKind.SessionBlock || kind === BodyKind.AppBlock || kind === BodyKind.Spilled;
 }
 
 export class SocketTransport implements Transport {

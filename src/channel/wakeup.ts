@@ -1,13 +1,14 @@
 /**
  * How one side of a session sleeps and is woken. Each side owns a `parked` word in the session arena and a
- * doorbell (native/doorbell.cc). A receiver with nothing to do publishes parked=1, looks at its rings once more,
- * and returns to the event loop; a sender that finds the peer parked clears the word (compare-and-swap, so one
- * sender rings) and rings. While both sides are busy nobody rings: messages flow without system calls.
+ * doorbell (native/doorbell.cc) that, once it knows the peer's, only the peer can ring. A receiver with nothing
+ * to do publishes parked=1, looks at its rings once more, and returns to the event loop; a sender that finds
+ * the peer parked clears the word (compare-and-swap, so one sender rings) and rings. While both sides are busy
+ * nobody rings: messages flow without system calls. The protocol and its model: docs/architecture.md.
  */
 import type { Arena, Block, Handle } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { native, type NativeDoorbell } from '../native.js';
+import { native, type DoorbellCounters, type NativeDoorbell } from '../native.js';
 
 /** What one side tells the other at session start (in the session's WELCOME or READY, opaque to the session). */
 export interface WakeupHello {
@@ -32,7 +33,7 @@ export class Wakeup {
   private peerControl: Block | undefined;
   private peerParked: Int32Array | undefined;
   private peerRangAt: Float64Array | undefined;
-  private peerBell: string | undefined;
+  private peerKnownFlag = false;
   /** Set by the mux once it exists; a ring before that finds no channel to deliver to. */
   private onRing: () => void = () => {};
 
@@ -68,12 +69,29 @@ export class Wakeup {
       typeof h.control !== 'object') {
       throw new ShmxError('EPROTO', 'malformed wake-up facts from the peer');
     }
+    if (this.peerKnownFlag) throw new ShmxError('EPROTO', 'the peer\'s wake-up facts came twice');
     const block = this.arena.borrow(h.control); // borrow() validates the handle
-    if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');
+    try {
+      if (block.length < 16) throw new ShmxError('EPROTO', 'peer control block too small');
+      // From here on only the peer's doorbell can ring ours. Refused (EPERM) when that socket is already
+      // connected elsewhere, i.e. it is not the peer's fresh doorbell.
+      // False: its doorbell is gone already (the peer is closing or died) — the session learns that from the
+      // master socket; our rings just report the peer gone.
+      if (!this.bell.connect(h.bell)) this.logger?.debug({ bell: h.bell }, 'the peer\'s doorbell is gone');
+    } catch (err) {
+      block.release();
+      if (err instanceof ShmxError) throw err;
+      throw new ShmxError('EPROTO', `cannot connect to the peer's doorbell: ${(err as Error).message}`, { cause: err });
+    }
     this.peerControl = block;
     this.peerParked = block.int32();
     this.peerRangAt = block.float64();
-    this.peerBell = h.bell;
+    this.peerKnownFlag = true;
+  }
+
+  /** @internal This side's doorbell counters (wake-ups and datagrams taken). */
+  counters(): DoorbellCounters {
+    return this.bell.counters;
   }
 
   /** We have nothing to do: ask to be rung. */
@@ -100,12 +118,12 @@ export class Wakeup {
 
   private ring(peerParked: Int32Array | undefined): void {
     try {
-      native.ringDoorbell(this.peerBell!);
+      this.bell.ring(); // false: the peer is gone — the session learns it from the master socket
     } catch (err) {
       // We cleared its parked flag: set it again, so that the next write rings again instead of assuming the
-      // peer awake. (If the peer is gone, the session learns it from the master socket.)
+      // peer awake.
       if (peerParked !== undefined) Atomics.store(peerParked, PARKED, 1);
-      this.logger?.warn({ err, bell: this.peerBell }, 'could not ring the peer\'s doorbell');
+      this.logger?.warn({ err, bell: this.bell.name }, 'could not ring the peer\'s doorbell');
     }
   }
 
@@ -116,7 +134,7 @@ export class Wakeup {
 
   /** Rings the peer regardless (it waits for room in a ring we read). */
   ringPeer(): void {
-    if (this.peerBell !== undefined) this.ring(undefined);
+    if (this.peerKnownFlag) this.ring(undefined);
   }
 
   close(): void {

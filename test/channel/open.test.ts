@@ -26,12 +26,6 @@ function outcome<T>(promise: Promise<T>, ms: number): Promise<T | Error | 'pendi
   return Promise.race([promise.catch((e: Error) => e), sleep(ms).then(() => 'pending' as const)]);
 }
 
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
 
 describe.each(TRANSPORTS)('opening channels over %s', (transport) => {
   it('an accept that comes after the open timed out: TimeoutError, the late channel is closed, the session lives', async () => {
@@ -105,21 +99,34 @@ describe('opening channels the peer never answers', () => {
 describe('spin mode is each side\'s own choice', () => {
   it('an opener that spins does not make the accepter spin; the accepter can opt in', async () => {
     const { peer, session, serverApp } = await withPeer();
+    // The peer's delivery counters (parks: went to sleep on its doorbell; spinTurns: stayed awake polling).
+    const probe = await session.openChannel({ metadata: { mode: 'counters' } });
+    const counters = async () => JSON.parse(Buffer.from((await probe.request(Buffer.alloc(0), { timeout: 5000 })).bytes).toString()) as
+      { parks: number; spinTurns: number };
+
     const mine = await session.openChannel({ metadata: { mode: 'echo' }, spin: true });
-    await mine.request(Buffer.from('warm up'), { timeout: 5000 });
-    let cpu = cpuSeconds(peer.pid);
-    await sleep(1000);
-    expect(cpuSeconds(peer.pid) - cpu).toBeLessThan(0.15); // idle peer: parked, not polling
     expect(mine.spin).toBe(true);
+    for (let i = 0; i < 20; i++) await mine.request(Buffer.from([i]), { timeout: 5000 });
+    const before = await counters();
+    await sleep(300);
+    const after = await counters();
+    // Idle: it parked again after each exchange and never stayed awake polling.
+    expect(after.spinTurns).toBe(before.spinTurns);
+    expect(after.parks).toBeGreaterThan(before.parks);
+    expect(before.spinTurns).toBe(0);
     mine.close();
 
     const theirs = await session.openChannel({ metadata: { mode: 'spin' } }); // the peer calls setSpin(true)
     expect(theirs.spin).toBe(false);
     await theirs.request(Buffer.from('warm up'), { timeout: 5000 });
-    cpu = cpuSeconds(peer.pid);
-    await sleep(1000);
-    expect(cpuSeconds(peer.pid) - cpu).toBeGreaterThan(0.25);
+    const spinning = await counters();
+    await sleep(300);
+    const later = await counters();
+    // Awake: it polls turn after turn and does not park at all while its spinning channel is open.
+    expect(later.spinTurns).toBeGreaterThan(spinning.spinTurns);
+    expect(later.parks).toBe(spinning.parks);
     theirs.close();
+    probe.close();
     await finishPeer(peer, session, serverApp);
   });
 });

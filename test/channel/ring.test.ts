@@ -35,8 +35,8 @@ function pair() {
   return {
     // the opener writes the first ring, whose header is at offset 0
     words: new Int32Array(buffer, 0, 16),
-    writer: new ShmTransport(opener, true, () => {}),
-    reader: new ShmTransport(accepterBlock, false, () => {}),
+    writer: new ShmTransport(opener, true, () => {}, () => {}),
+    reader: new ShmTransport(accepterBlock, false, () => {}, () => {}),
     accepterBlock,
   };
 }
