@@ -39,6 +39,7 @@ let serial = 0;
 const tag = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 const children = new Set<ChildProcess>();
 const segments = new Set<string>();
+const queues = new Set<string>();
 const serverApps = new Set<string>();
 let runDirectory: string | undefined;
 
@@ -80,6 +81,18 @@ export function rawSegment(bytes: number): { name: string; buffer: SharedArrayBu
   };
 }
 
+/** A name for a raw message queue (the MQ floor); the queue is unlinked at the end of the run at the latest. */
+export function rawQueueName(): string {
+  const name = `shmxbench.${uniqueName('q')}`;
+  queues.add(name);
+  return name;
+}
+
+export function removeRawQueue(name: string): void {
+  native.mqUnlink(name);
+  queues.delete(name);
+}
+
 /** Remembers a server app whose stale objects the final sweep removes (its creators must be gone by then). */
 export function trackServerApp(name: string): void {
   serverApps.add(name);
@@ -104,6 +117,10 @@ export async function cleanupRun(): Promise<string[]> {
     if (native.shmUnlink(name)) leftovers.push(name);
   }
   segments.clear();
+  for (const name of queues) {
+    if (native.mqUnlink(name)) leftovers.push(name);
+  }
+  queues.clear();
   for (const app of serverApps) {
     const report = sweepStale({ serverApp: app, logger: silentLogger });
     leftovers.push(...report.removed.map((r) => r.name));

@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads';
 import { ClientSession, SessionServer, Universe, type Block, type Channel, type Message, type Session } from '../dist/index.js';
 import { native } from '../dist/native.js';
 import { Checksum, checksum, decodeReply, encodeReply } from './checksum.js';
-import { newApps, rawSegment, runDir, uniqueName, type Peer } from './harness.js';
+import { newApps, rawQueueName, rawSegment, removeRawQueue, runDir, uniqueName, type Peer } from './harness.js';
 
 /** A payload of one size, made once per run: bytes, and the checksum the receiver must answer. */
 export interface Payload {
@@ -585,6 +585,126 @@ const doorbellFloor: Path = {
   },
 };
 
+const futexFloor: Path = {
+  id: 'floor-futex',
+  label: 'floor: futex waited in a native thread (`createFutexWaiter` + `futexWake`)',
+  group: 'floor',
+  maxSize: FLOOR_SIZE,
+  async serve(config: { segment: string }) {
+    const buffer = native.shmMap(config.segment);
+    const words = new Int32Array(buffer);
+    const bytes = new Uint8Array(buffer);
+    const waiter = native.createFutexWaiter(buffer, PING * 4);
+    let open = true;
+    void (async () => {
+      let last = 0;
+      while (open) {
+        const seq = Atomics.load(words, PING);
+        if (seq === STOP) break;
+        if (seq === last) {
+          await waiter.wait(last, -1);
+          continue;
+        }
+        last = seq;
+        floorReply(bytes);
+        Atomics.store(words, PONG, seq);
+        native.futexWake(buffer, PONG * 4, 1);
+      }
+    })();
+    return {
+      close() {
+        open = false;
+        waiter.close();
+      },
+    };
+  },
+  async connect(start) {
+    const segment = rawSegment(4096);
+    const words = new Int32Array(segment.buffer);
+    const bytes = new Uint8Array(segment.buffer);
+    const peer = await start({ segment: segment.name });
+    const waiter = native.createFutexWaiter(segment.buffer, PONG * 4);
+    let seq = 0;
+    return {
+      peer,
+      async roundTrip(payload) {
+        bytes.set(payload.bytes, REQUEST_SLOT);
+        const mine = ++seq;
+        Atomics.store(words, PING, mine);
+        native.futexWake(segment.buffer, PING * 4, 1);
+        while (Atomics.load(words, PONG) !== mine) await waiter.wait(mine - 1, -1);
+        return decodeReply(bytes.subarray(REPLY_SLOT, REPLY_SLOT + 8));
+      },
+      async close() {
+        Atomics.store(words, PING, STOP);
+        native.futexWake(segment.buffer, PING * 4, 1);
+        waiter.close();
+        await peer.stop();
+        segment.remove();
+      },
+    };
+  },
+};
+
+const mqFloor: Path = {
+  id: 'floor-mq',
+  label: 'floor: POSIX MQ pair + `uv_poll` (addon `receiveAsync`)',
+  group: 'floor',
+  maxSize: FLOOR_SIZE,
+  async serve(config: { request: string; reply: string }) {
+    const request = native.mqOpen(config.request);
+    const replyQueue = native.mqOpen(config.reply);
+    let open = true;
+    void (async () => {
+      while (open) {
+        const m = await request.receiveAsync().catch(() => new Uint8Array(0));
+        if (m.byteLength === 0) break;
+        const out = encodeReply(checksum(m), m.byteLength);
+        while (!replyQueue.send(out)) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    return {
+      close() {
+        open = false;
+        request.close();
+        replyQueue.close();
+      },
+    };
+  },
+  async connect(start) {
+    const names = { request: rawQueueName(), reply: rawQueueName() };
+    const request = native.mqOpen(names.request, { create: true, exclusive: true, maxMessages: 10, messageSize: FLOOR_SIZE });
+    const replyQueue = native.mqOpen(names.reply, { create: true, exclusive: true, maxMessages: 10, messageSize: FLOOR_SIZE });
+    const unlink = () => {
+      removeRawQueue(names.request);
+      removeRawQueue(names.reply);
+    };
+    let peer: Peer;
+    try {
+      peer = await start(names);
+    } catch (err) {
+      request.close();
+      replyQueue.close();
+      unlink();
+      throw err;
+    }
+    return {
+      peer,
+      async roundTrip(payload) {
+        if (!request.send(payload.bytes)) throw new Error('request queue full');
+        return decodeReply(await replyQueue.receiveAsync());
+      },
+      async close() {
+        request.send(new Uint8Array(0)); // stop
+        await peer.stop();
+        request.close();
+        replyQueue.close();
+        unlink();
+      },
+    };
+  },
+};
+
 /** No transport at all: what reading every byte of the payload costs in one process. */
 const readFloor: Path = {
   id: 'read',
@@ -617,6 +737,8 @@ export const PATHS: Path[] = [
   workerPath,
   spinFloor,
   doorbellFloor,
+  futexFloor,
+  mqFloor,
   readFloor,
 ];
 
