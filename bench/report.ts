@@ -231,7 +231,19 @@ function otherSections(r: Results): string[] {
   const out: string[] = [];
   if (r.arena) {
     out.push('### Arena alloc + free', '', `Pairs of \`alloc(size)\` + \`free()\` in one process, timed in batches of ${r.arena.options.batch} (one clock read per batch), ${r.arena.options.batches} batches per size:`, '');
-    out.push(markdownTable(['size', 'median per pair', 'p99'], Object.entries(r.arena.pairs).map(([s, x]) => [sizeLabel(Number(s)), us(x.median), us(x.p99)])), '');
+    const a = r.arena;
+    out.push(
+      markdownTable(
+        ['size', 'one process, median', 'p99', 'with a peer allocating, median', 'p99'],
+        [
+          ...Object.entries(a.pairs).map(([s, x]) => [sizeLabel(Number(s)), us(x.median), us(x.p99), us(a.withPeer?.[s]?.median), us(a.withPeer?.[s]?.p99)]),
+          ...(a.tracked ? [['256 B, `trackLeaks: true`', us(a.tracked.median), us(a.tracked.p99), '', '']] : []),
+        ],
+      ),
+      '',
+    );
+    if (a.peerOpsPerSecond) out.push(`The peer did ${fmt(a.peerOpsPerSecond / 1e6)} M alloc-or-free operations per second meanwhile (random 16…4112-byte blocks).`, '');
+    if (a.growMs) out.push(`The first \`alloc(${sizeLabel(a.options.growBytes)})\` in a fresh arena (a new segment, its pages reserved with \`posix_fallocate\`, blocking the event loop): ${fmt(a.growMs)} ms.`, '');
   }
   if (r.sessions) {
     const s = r.sessions;

@@ -49,7 +49,7 @@ const PROFILES = {
     rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, minRounds: 3, maxRounds: 20_000 },
     throughput: { count: 200_000, blocks: 5, messageSize: 64 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 2 },
-    arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32 },
+    arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32, growBytes: 1024 * MiB },
     sessions: { opens: 300, warmup: 30, sessions: 100, settleSeconds: 5, windowSeconds: 10 },
     sweep: 10_000,
     stallMs: 180_000,
@@ -58,7 +58,7 @@ const PROFILES = {
     rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, minRounds: 3, maxRounds: 10_000 },
     throughput: { count: 20_000, blocks: 2, messageSize: 64 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1 },
-    arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32 },
+    arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32, growBytes: 256 * MiB },
     sessions: { opens: 50, warmup: 10, sessions: 100, settleSeconds: 1, windowSeconds: 2 },
     sweep: 10_000,
     stallMs: 60_000,
@@ -67,7 +67,7 @@ const PROFILES = {
     rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, minRounds: 3, maxRounds: 50 },
     throughput: { count: 2_000, blocks: 1, messageSize: 64 },
     cpu: { rates: [1_000], seconds: 0.2, blocks: 1 },
-    arena: { sizes: [16, 4096], batches: 20, batch: 32 },
+    arena: { sizes: [16, 4096], batches: 20, batch: 32, growBytes: 16 * MiB },
     sessions: { opens: 3, warmup: 1, sessions: 3, settleSeconds: 0, windowSeconds: 0.2 },
     sweep: 100,
     stallMs: 30_000,
@@ -137,7 +137,7 @@ async function main(): Promise<number> {
     }
     if (only.includes('arena')) {
       step('arena alloc + free');
-      results.arena = runArena(p.arena);
+      results.arena = await runArena(p.arena);
     }
     if (only.includes('sessions')) {
       step('session open, idle sessions');
