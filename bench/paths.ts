@@ -120,7 +120,8 @@ async function serveShmx(config: ShmxConfig): Promise<Served> {
     serverApp: config.serverApp,
     // Room for a 1 GiB payload (and the copy of one in flight); reserved only as used.
     sessionArena: { maxBytes: 3 * ONE_GIB, initialBytes: 1 << 20, growChunk: 64 << 20 },
-    keepAlive: { intervalMs: 1000, timeoutMs: 60_000 },
+    // Not what is measured: a peer busy reading 1 GiB on a loaded machine must not be taken for a dead one.
+    keepAlive: { intervalMs: 1000, timeoutMs: 600_000 },
     channels: config.spinMicros === undefined ? undefined : { spinMicros: config.spinMicros },
   });
   server.on('session', (session: Session) => session.on('channel', (channel: Channel) => answer(channel)));

@@ -94,7 +94,8 @@ function rttTables(r: Results, chartFile: string): string[] {
     '',
     `Request → receiver reads every byte (checksum) → 8-byte reply with the checksum, which the bench checks. ` +
       `${rtt.options.blocks} interleaved blocks, each path with a fresh peer process per block; per cell and block a ` +
-      `${rtt.options.warmupMs} ms warm-up, then ${rtt.options.budgetMs} ms of round trips (at least ${rtt.options.minRounds}). ` +
+      `${rtt.options.warmupMs} ms warm-up, then ${rtt.options.budgetMs} ms of round trips (at least ${rtt.options.minRounds}); ` +
+      `sizes from ${sizeLabel(rtt.options.largeFrom)} up only in the first ${rtt.options.largeBlocks} block(s). ` +
       `Median µs over all blocks, and the median of the per-block ratios to \`net\` (same block, same size). "—": not measured at that size.`,
     '',
   );
@@ -132,6 +133,17 @@ function rttTables(r: Results, chartFile: string): string[] {
           ratio(rtt.ratios[p.id]?.[64]?.net),
           ...floors.map((f) => ratio(rtt.ratios[p.id]?.[64]?.[f])),
         ]),
+      ),
+      '',
+    );
+  }
+  const big = sizes.filter((x) => x >= 2 ** 20 && rtt.cells.read?.[x]);
+  if (big.length) {
+    out.push('Large payloads against reading them in-process with no transport at all (`read`; median of per-block ratios):', '');
+    out.push(
+      markdownTable(
+        ['path', ...big.map(sizeLabel)],
+        rtt.paths.filter((p) => p.reads && p.id !== 'read' && big.some((x) => rtt.ratios[p.id]?.[x]?.read)).map((p) => [p.id, ...big.map((x) => ratio(rtt.ratios[p.id]?.[x]?.read))]),
       ),
       '',
     );

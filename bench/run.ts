@@ -2,7 +2,7 @@
  * The benchmark suite: `npm run bench` (full), `npm run bench -- --quick` (a subset, minutes), `--smoke` (tiny
  * counts: proves every path and suite runs), `--check` (exit non-zero when a path produced no samples, a
  * checksum or count did not match, or anything threw — never on timings). `--only rtt,cpu` picks suites,
- * `--paths shm,net` picks paths, `--blocks N` overrides the block count, `--report` rewrites
+ * `--paths shm,net` picks paths, `--blocks N` overrides the block count, `--sizes 64,4096` the payload sizes, `--report` rewrites
  * docs/performance.md from a quick run too (a full run always does).
  *
  * Results go to bench/results/<timestamp>[-quick].json; a full run also to bench/results/latest.json, from
@@ -46,7 +46,7 @@ export interface Results {
 const MiB = 2 ** 20;
 const PROFILES = {
   full: {
-    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, minRounds: 3, maxRounds: 20_000 },
+    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, minRounds: 3, maxRounds: 20_000, largeFrom: 256 * MiB, largeBlocks: 2, capMs: 20_000 },
     throughput: { count: 200_000, blocks: 5, messageSize: 64 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 2 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32, growBytes: 1024 * MiB },
@@ -55,7 +55,7 @@ const PROFILES = {
     stallMs: 180_000,
   },
   quick: {
-    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, minRounds: 3, maxRounds: 10_000 },
+    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, minRounds: 3, maxRounds: 10_000, largeFrom: 16 * MiB, largeBlocks: 1, capMs: 5_000 },
     throughput: { count: 20_000, blocks: 2, messageSize: 64 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32, growBytes: 256 * MiB },
@@ -64,7 +64,7 @@ const PROFILES = {
     stallMs: 60_000,
   },
   smoke: {
-    rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, minRounds: 3, maxRounds: 50 },
+    rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, minRounds: 3, maxRounds: 50, largeFrom: Number.MAX_SAFE_INTEGER, largeBlocks: 1, capMs: 1_000 },
     throughput: { count: 2_000, blocks: 1, messageSize: 64 },
     cpu: { rates: [1_000], seconds: 0.2, blocks: 1 },
     arena: { sizes: [16, 4096], batches: 20, batch: 32, growBytes: 16 * MiB },
@@ -93,6 +93,11 @@ async function main(): Promise<number> {
     const n = Number(blocks);
     if (!Number.isInteger(n) || n < 1) throw new RangeError('--blocks must be a positive integer');
     p.rtt.blocks = p.throughput.blocks = p.cpu.blocks = n;
+  }
+  const sizes = value('sizes');
+  if (sizes !== undefined) {
+    p.rtt.sizes = sizes.split(',').map(Number);
+    if (p.rtt.sizes.some((x) => !Number.isInteger(x) || x < 8 || x % 4 !== 0)) throw new RangeError('--sizes: byte counts, multiples of 4, ≥ 8');
   }
   const only = (value('only')?.split(',') ?? SUITES) as Suite[];
   for (const s of only) if (!SUITES.includes(s)) throw new RangeError(`--only: unknown suite '${s}' (${SUITES.join(', ')})`);
@@ -172,7 +177,7 @@ async function main(): Promise<number> {
     files.push(join(dir, profile === 'full' ? 'latest.json' : `latest-${profile}.json`));
   }
   for (const f of files) writeFileSync(f, JSON.stringify(results, null, 1) + '\n');
-  const complete = only.length === SUITES.length && !pathIds && blocks === undefined;
+  const complete = only.length === SUITES.length && !pathIds && blocks === undefined && sizes === undefined;
   if ((profile === 'full' && complete) || flag('report')) {
     writeReport(results, root);
     files.push('docs/performance.md', 'README.md');

@@ -19,6 +19,11 @@ export interface RttOptions {
   /** At least this many round trips per cell and block, whatever the budget. */
   minRounds: number;
   maxRounds: number;
+  /** Sizes from this one up are measured only in the first `largeBlocks` blocks (a 1 GiB round trip takes seconds). */
+  largeFrom: number;
+  largeBlocks: number;
+  /** A cell whose round trips take longer stops after this much time, with at least one measured round trip. */
+  capMs: number;
 }
 
 export interface RttCell {
@@ -80,9 +85,11 @@ async function measureCell(client: Client, path: Path, payload: Payload, o: RttO
       heartbeat.beats++;
       warm++;
     } while (now() < warmEnd && warm < o.maxRounds);
-    const end = now() + BigInt(o.budgetMs * 1e6);
+    const start = now();
+    const end = start + BigInt(o.budgetMs * 1e6);
+    const cap = start + BigInt(o.capMs * 1e6);
     let rounds = 0;
-    while (rounds < o.minRounds || (rounds < o.maxRounds && now() < end)) {
+    while ((rounds < o.minRounds && (rounds === 0 || now() < cap)) || (rounds < o.maxRounds && now() < end)) {
       const t0 = now();
       let r = client.roundTrip(payload);
       if (r instanceof Promise) r = await r;
@@ -108,7 +115,9 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
     cells[p.id] = {};
     for (const s of sizesOf(p)) cells[p.id]![s] = { summary: new Recorder().summary(), blocks: [], errors: [] };
   }
-  const total = o.blocks * measured.reduce((n, p) => n + sizesOf(p).length, 0);
+  const inBlock = (p: Path, block: number) => sizesOf(p).filter((s) => s < o.largeFrom || block < o.largeBlocks);
+  let total = 0;
+  for (let block = 0; block < o.blocks; block++) for (const p of measured) total += inBlock(p, block).length;
   let done = 0;
   for (let block = 0; block < o.blocks; block++) {
     const order = measured.map((_, i) => measured[(i + block * 3) % measured.length]!);
@@ -117,7 +126,7 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
       try {
         heartbeat.what = `${path.id}: connecting`;
         client = await connectPath(path);
-        for (const size of sizesOf(path)) {
+        for (const size of inBlock(path, block)) {
           const payload = payloadOf(size);
           progress(`rtt  block ${block + 1}/${o.blocks}  ${path.id.padEnd(14)} ${sizeLabel(size).padStart(7)}  [${++done}/${total}]`);
           heartbeat.what = `${path.id} ${sizeLabel(size)} round trips`;
