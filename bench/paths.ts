@@ -475,6 +475,14 @@ const REPLY_SLOT = 128;
 const STOP = -1;
 const FLOOR_SIZE = 64;
 
+/** A floor's segment as sequence words and message bytes. */
+function mapFloor(buffer: SharedArrayBuffer): { buffer: SharedArrayBuffer; words: Int32Array; bytes: Uint8Array } {
+  return { buffer, words: new Int32Array(buffer), bytes: new Uint8Array(buffer) };
+}
+
+const readReply = (bytes: Uint8Array): Answer => decodeReply(bytes.subarray(REPLY_SLOT, REPLY_SLOT + 8));
+
+/** The peer's side of a floor: checksum of the request slot into the reply slot. */
 function floorReply(bytes: Uint8Array): void {
   bytes.set(encodeReply(checksum(bytes.subarray(REQUEST_SLOT, REQUEST_SLOT + FLOOR_SIZE)), FLOOR_SIZE), REPLY_SLOT);
 }
@@ -485,9 +493,7 @@ const spinFloor: Path = {
   group: 'floor',
   maxSize: FLOOR_SIZE,
   async serve(config: { segment: string }) {
-    const buffer = native.shmMap(config.segment);
-    const words = new Int32Array(buffer);
-    const bytes = new Uint8Array(buffer);
+    const { buffer, words, bytes } = mapFloor(native.shmMap(config.segment));
     return {
       // Spins (blocking this process's event loop) until the bench stores STOP.
       afterReady() {
@@ -508,8 +514,7 @@ const spinFloor: Path = {
   },
   async connect(start) {
     const segment = rawSegment(4096);
-    const words = new Int32Array(segment.buffer);
-    const bytes = new Uint8Array(segment.buffer);
+    const { words, bytes } = mapFloor(segment.buffer);
     const peer = await start({ segment: segment.name });
     let seq = 0;
     return {
@@ -519,7 +524,7 @@ const spinFloor: Path = {
         while (Atomics.load(words, PONG) !== seq) {
           /* spin */
         }
-        return decodeReply(bytes.subarray(REPLY_SLOT, REPLY_SLOT + 8));
+        return readReply(bytes);
       },
       async close() {
         Atomics.store(words, PING, STOP);
@@ -536,9 +541,7 @@ const doorbellFloor: Path = {
   group: 'floor',
   maxSize: FLOOR_SIZE,
   async serve(config: { segment: string; bench: string; peer: string }) {
-    const buffer = native.shmMap(config.segment);
-    const words = new Int32Array(buffer);
-    const bytes = new Uint8Array(buffer);
+    const { buffer, words, bytes } = mapFloor(native.shmMap(config.segment));
     let last = 0;
     const bell = native.createDoorbell(config.peer, () => {
       const seq = Atomics.load(words, PING);
@@ -553,15 +556,14 @@ const doorbellFloor: Path = {
   },
   async connect(start) {
     const segment = rawSegment(4096);
-    const words = new Int32Array(segment.buffer);
-    const bytes = new Uint8Array(segment.buffer);
+    const { words, bytes } = mapFloor(segment.buffer);
     const names = { segment: segment.name, bench: `shmxbench.${uniqueName('db')}`, peer: `shmxbench.${uniqueName('dp')}` };
     let waiting: { seq: number; resolve: (a: Answer) => void } | undefined;
     const bell = native.createDoorbell(names.bench, () => {
       if (waiting && Atomics.load(words, PONG) === waiting.seq) {
         const w = waiting;
         waiting = undefined;
-        w.resolve(decodeReply(bytes.subarray(REPLY_SLOT, REPLY_SLOT + 8)));
+        w.resolve(readReply(bytes));
       }
     });
     bell.ref();
@@ -592,9 +594,7 @@ const futexFloor: Path = {
   group: 'floor',
   maxSize: FLOOR_SIZE,
   async serve(config: { segment: string }) {
-    const buffer = native.shmMap(config.segment);
-    const words = new Int32Array(buffer);
-    const bytes = new Uint8Array(buffer);
+    const { buffer, words, bytes } = mapFloor(native.shmMap(config.segment));
     const waiter = native.createFutexWaiter(buffer, PING * 4);
     let open = true;
     void (async () => {
@@ -621,8 +621,7 @@ const futexFloor: Path = {
   },
   async connect(start) {
     const segment = rawSegment(4096);
-    const words = new Int32Array(segment.buffer);
-    const bytes = new Uint8Array(segment.buffer);
+    const { words, bytes } = mapFloor(segment.buffer);
     const peer = await start({ segment: segment.name });
     const waiter = native.createFutexWaiter(segment.buffer, PONG * 4);
     let seq = 0;
@@ -634,7 +633,7 @@ const futexFloor: Path = {
         Atomics.store(words, PING, mine);
         native.futexWake(segment.buffer, PING * 4, 1);
         while (Atomics.load(words, PONG) !== mine) await waiter.wait(mine - 1, -1);
-        return decodeReply(bytes.subarray(REPLY_SLOT, REPLY_SLOT + 8));
+        return readReply(bytes);
       },
       async close() {
         Atomics.store(words, PING, STOP);
