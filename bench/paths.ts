@@ -108,7 +108,9 @@ interface ShmxConfig {
 }
 
 interface ChannelMeta {
-  mode: 'sum' | 'length' | 'count';
+  /** sum: reply with the checksum; length: reply without reading; count: count one-way messages; sum-send: answer a
+   *  plain message with a plain message (no request machinery). */
+  mode: 'sum' | 'length' | 'count' | 'sum-send';
   spin?: boolean;
   views?: boolean;
 }
@@ -140,6 +142,13 @@ function answer(channel: Channel): void {
     });
     return;
   }
+  if (meta.mode === 'sum-send') {
+    channel.on('message', (m: Message) => {
+      const out = encodeReply(checksum(m.bytes), m.bytes.byteLength);
+      if (!channel.send(out)) void channel.sendAsync(out).catch(() => {});
+    });
+    return;
+  }
   const reads = meta.mode === 'sum';
   channel.on('message', (m: Message) => {
     const length = m.bytes.byteLength;
@@ -157,6 +166,8 @@ interface ShmxOptions {
   handle?: boolean;
   reads?: boolean;
   views?: boolean;
+  /** Round trips as plain messages (`send` + `'message'`) instead of `request()`. */
+  plain?: boolean;
 }
 
 function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path> = {}): Path {
@@ -178,10 +189,13 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
         serverApp: apps.serverApp,
         channels: o.spinMicros === undefined ? undefined : { spinMicros: o.spinMicros },
       });
-      const meta: ChannelMeta = { mode: o.reads === false ? 'length' : 'sum', spin: o.spin };
+      const meta: ChannelMeta = { mode: o.plain ? 'sum-send' : o.reads === false ? 'length' : 'sum', spin: o.spin };
       const channel = await session.openChannel({ transport: o.transport, spin: o.spin, metadata: meta });
       let block: Block | undefined;
       let counter: Channel | undefined;
+      // Plain-message round trips: answers come back as messages, in order.
+      const replies = o.plain ? new InOrder() : undefined;
+      if (replies) channel.on('message', (m: Message) => replies.answer(decodeReply(m.bytes)));
       const decode = (m: Message): Answer => {
         const a = decodeReply(m.bytes);
         m.release();
@@ -198,7 +212,13 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
           block?.release();
           block = undefined;
         },
-        roundTrip: (payload) => channel.request(block ?? payload.bytes).then(decode),
+        roundTrip: o.plain
+          ? (payload) => {
+              const answer = replies!.next();
+              if (!channel.send(payload.bytes)) return channel.sendAsync(payload.bytes).then(() => answer);
+              return answer;
+            }
+          : (payload) => channel.request(block ?? payload.bytes).then(decode),
         async flood(count, message) {
           counter ??= await session.openChannel({
             transport: o.transport,
@@ -725,6 +745,7 @@ export const PATHS: Path[] = [
   shmxPath('shm', 'shmx shm, copied (default settings)', {}, { cpu: true }),
   shmxPath('shm-park', 'shmx shm, copied, `spinMicros: 0` (every message wakes the peer)', { spinMicros: 0 }, { cpu: true }),
   shmxPath('shm-spin', 'shmx shm, spin mode (both sides)', { spin: true }),
+  shmxPath('shm-spin-send', 'shmx shm, spin mode, plain `send` + message event (no request machinery)', { spin: true, plain: true }, { maxSize: 64 * 1024, floods: false }),
   shmxPath('shm-handle', 'shmx shm, arena block by handle, receiver reads every byte', { handle: true }),
   shmxPath('shm-handle-t', 'shmx shm, arena block by handle, transport only (no read)', { handle: true, reads: false }),
   shmxPath('shm-views', 'shmx shm, copied, receiver with message views', { views: true }, { roundTrips: false }),
