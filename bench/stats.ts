@@ -1,21 +1,15 @@
 /**
- * Small statistics and reporting helpers for the benchmarks: percentiles over samples, a summary, a markdown
- * table, and a description of the machine the numbers come from.
+ * The one statistics module of the benchmark suite: samples go into HDR histograms, summaries come out of them,
+ * and the formatting helpers every table uses.
+ *
+ * Why `perf_hooks.createHistogram` rather than hdr-histogram-js: it is Node's own binding of HdrHistogram_c
+ * (the C original), so it needs no dependency, records a sample with one native call, and already speaks
+ * nanoseconds as integers (`record(bigint | number)`), which is what `process.hrtime.bigint()` gives. Its
+ * precision (3 significant digits) is far finer than what a run on a shared VM can resolve.
  */
-import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release } from 'node:os';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
-/** The p-th percentile (0..100) of ascending `sorted` samples, by linear interpolation between ranks. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  if (p <= 0) return sorted[0]!;
-  if (p >= 100) return sorted[sorted.length - 1]!;
-  const rank = (p / 100) * (sorted.length - 1);
-  const lo = Math.floor(rank);
-  const hi = Math.ceil(rank);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
-}
-
+/** A summary in microseconds (the histograms hold nanoseconds). */
 export interface Summary {
   count: number;
   min: number;
@@ -26,29 +20,68 @@ export interface Summary {
   mean: number;
 }
 
-/** Summary of samples (any unit; the result is in the same unit). */
-export function summarize(samples: ArrayLike<number>): Summary {
-  const sorted = Float64Array.from(samples as ArrayLike<number>).sort();
-  let sum = 0;
-  for (const v of sorted) sum += v;
+/** A latency recorder: nanosecond samples into an HDR histogram. */
+export class Recorder {
+  readonly histogram: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000_000, figures: 3 });
+
+  /** Records one sample in nanoseconds (clamped to ≥ 1, the histogram's floor). */
+  recordNs(ns: number | bigint): void {
+    const value = typeof ns === 'bigint' ? ns : BigInt(Math.round(ns));
+    this.histogram.record(value < 1n ? 1n : value);
+  }
+
+  get count(): number {
+    return this.histogram.count;
+  }
+
+  /** Median, p90, p99 … in µs. */
+  summary(): Summary {
+    return summarizeHistogram(this.histogram);
+  }
+}
+
+/** Summary (µs) of a histogram of nanoseconds. */
+export function summarizeHistogram(h: RecordableHistogram): Summary {
+  if (h.count === 0) return { count: 0, min: NaN, median: NaN, p90: NaN, p99: NaN, max: NaN, mean: NaN };
   return {
-    count: sorted.length,
-    min: sorted[0] ?? NaN,
-    median: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    max: sorted[sorted.length - 1] ?? NaN,
-    mean: sorted.length ? sum / sorted.length : NaN,
+    count: h.count,
+    min: h.min / 1000,
+    median: h.percentile(50) / 1000,
+    p90: h.percentile(90) / 1000,
+    p99: h.percentile(99) / 1000,
+    max: h.max / 1000,
+    mean: h.mean / 1000,
   };
 }
 
+/** The median of plain numbers (for per-block ratios). */
+export function median(values: number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
 /** A number with `digits` significant digits, without exponent notation for ordinary magnitudes. */
-export function fmt(value: number, digits = 3): string {
-  if (!Number.isFinite(value)) return String(value);
+export function fmt(value: number | null | undefined, digits = 3): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '—';
   if (value === 0) return '0';
   const magnitude = Math.floor(Math.log10(Math.abs(value)));
   const decimals = Math.max(0, digits - 1 - magnitude);
   return value.toFixed(decimals);
+}
+
+/** A ratio as `×0.042`. */
+export function ratio(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '—' : `×${fmt(value, 2)}`;
+}
+
+/** A payload size as `64 B`, `4 KiB`, `1 GiB`. */
+export function sizeLabel(size: number): string {
+  if (size >= 2 ** 30) return `${size / 2 ** 30} GiB`;
+  if (size >= 2 ** 20) return `${size / 2 ** 20} MiB`;
+  if (size >= 1024) return `${size / 1024} KiB`;
+  return `${size} B`;
 }
 
 /** A GitHub-flavoured markdown table. */
@@ -56,21 +89,5 @@ export function markdownTable(headers: string[], rows: Array<Array<string | numb
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, c) => Math.max(3, ...cells.map((r) => (r[c] ?? '').length)));
   const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c]!)).join(' | ')} |`;
-  return [line(headers), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map((r) => line(r.map(String)))].join(
-    '\n',
-  );
-}
-
-/** nproc, CPU model, kernel release and node version, for the heading of a result. */
-export function machine(): { nproc: number; cpu: string; kernel: string; node: string } {
-  let cpu = cpus()[0]?.model ?? 'unknown';
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('model name'));
-    if (line) cpu = line.slice(line.indexOf(':') + 1).trim();
-  } catch {
-    // keep os.cpus()'s answer
-  }
-  return { nproc: availableParallelism(), cpu, kernel: release(), node: process.version };
+  return [line(headers), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map((r) => line(r.map(String)))].join('\n');
 }

@@ -1,0 +1,184 @@
+/**
+ * Round trip vs payload size over every path, interleaved: in each block every path gets a fresh peer process
+ * and goes through all its sizes, and the order of the paths rotates from block to block, so that load from
+ * anything else on the machine falls on every path alike. Ratios are taken pair by pair — a path's median in a
+ * block over `net`'s (or a floor's) median in the same block — and reported as the median of those ratios.
+ */
+import { checksum, fillPseudoRandom } from '../checksum.js';
+import { heartbeat, type Checks } from '../checks.js';
+import { Peer, progress } from '../harness.js';
+import type { Client, Path, Payload } from '../paths.js';
+import { median, Recorder, sizeLabel, type Summary } from '../stats.js';
+
+export interface RttOptions {
+  sizes: number[];
+  blocks: number;
+  /** Time spent measuring one (path, size) in one block, after its warm-up. */
+  budgetMs: number;
+  warmupMs: number;
+  /** At least this many round trips per cell and block, whatever the budget. */
+  minRounds: number;
+  maxRounds: number;
+  /** Sizes from this one up are measured only in the first `largeBlocks` blocks (a 1 GiB round trip takes seconds). */
+  largeFrom: number;
+  largeBlocks: number;
+  /** A cell whose round trips take longer stops after this much time, with at least one measured round trip. */
+  capMs: number;
+}
+
+export interface RttCell {
+  summary: Summary;
+  /** Median (µs) of each block. */
+  blocks: number[];
+  errors: string[];
+}
+
+export interface RttResult {
+  options: RttOptions;
+  paths: Array<{ id: string; label: string; group: string; reads: boolean; maxSize: number | null }>;
+  /** cells[pathId][size] */
+  cells: Record<string, Record<string, RttCell>>;
+  /** Median of per-block ratios: ratios[pathId][size][baseline id]. */
+  ratios: Record<string, Record<string, Record<string, number>>>;
+}
+
+/** Connects a path with its peer started by the harness. */
+export function connectPath(path: Path): Promise<Client> {
+  return path.connect((config, serialization) => Peer.start(`path:${path.id}`, config, serialization));
+}
+
+const payloads = new Map<number, Payload>();
+/** The payload of a size, made once per run (pseudo-random bytes, so a checksum of zeros proves nothing). */
+export function payloadOf(size: number): Payload {
+  let p = payloads.get(size);
+  if (!p) {
+    const bytes = new Uint8Array(size);
+    fillPseudoRandom(bytes, size);
+    p = { size, bytes, sum: checksum(bytes) };
+    payloads.set(size, p);
+  }
+  return p;
+}
+
+/** Frees the big payloads (before the suites that need memory and quiet). */
+export function dropPayloads(): void {
+  payloads.clear();
+}
+
+const now = () => process.hrtime.bigint();
+
+/** Warm-up, then round trips until the budget is spent (at least minRounds); every answer is checked. */
+async function measureCell(client: Client, path: Path, payload: Payload, o: RttOptions, checks: Checks): Promise<Recorder> {
+  const recorder = new Recorder();
+  let bad = 0;
+  const verify = (a: { sum: number; length: number }) => {
+    if (a.length !== payload.size >>> 0 || (path.reads !== false && a.sum !== payload.sum)) bad++;
+  };
+  await client.prepare?.(payload);
+  try {
+    const warmEnd = now() + BigInt(o.warmupMs * 1e6);
+    let warm = 0;
+    do {
+      let r = client.roundTrip(payload);
+      if (r instanceof Promise) r = await r;
+      verify(r);
+      heartbeat.beats++;
+      warm++;
+    } while (now() < warmEnd && warm < o.maxRounds);
+    const start = now();
+    const end = start + BigInt(o.budgetMs * 1e6);
+    const cap = start + BigInt(o.capMs * 1e6);
+    let rounds = 0;
+    while ((rounds < o.minRounds && (rounds === 0 || now() < cap)) || (rounds < o.maxRounds && now() < end)) {
+      const t0 = now();
+      let r = client.roundTrip(payload);
+      if (r instanceof Promise) r = await r;
+      recorder.recordNs(now() - t0);
+      verify(r);
+      heartbeat.beats++;
+      rounds++;
+    }
+  } finally {
+    client.unprepare?.();
+  }
+  if (bad > 0) checks.fail(`${path.id} ${sizeLabel(payload.size)}: ${bad} answers with a wrong checksum or length`);
+  return recorder;
+}
+
+export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks): Promise<RttResult> {
+  const measured = paths.filter((p) => p.roundTrips !== false);
+  const sizesOf = (p: Path) => o.sizes.filter((s) => s <= (p.maxSize ?? Infinity));
+  const merged = new Map<string, Recorder>();
+  const cells: RttResult['cells'] = {};
+  const key = (p: Path, size: number) => `${p.id}@${size}`;
+  for (const p of measured) {
+    cells[p.id] = {};
+    for (const s of sizesOf(p)) cells[p.id]![s] = { summary: new Recorder().summary(), blocks: [], errors: [] };
+  }
+  const inBlock = (p: Path, block: number) => sizesOf(p).filter((s) => s < o.largeFrom || block < o.largeBlocks);
+  let total = 0;
+  for (let block = 0; block < o.blocks; block++) for (const p of measured) total += inBlock(p, block).length;
+  let done = 0;
+  for (let block = 0; block < o.blocks; block++) {
+    const order = measured.map((_, i) => measured[(i + block * 3) % measured.length]!);
+    for (const path of order) {
+      let client: Client | undefined;
+      try {
+        heartbeat.what = `${path.id}: connecting`;
+        client = await connectPath(path);
+        for (const size of inBlock(path, block)) {
+          const payload = payloadOf(size);
+          progress(`rtt  block ${block + 1}/${o.blocks}  ${path.id.padEnd(14)} ${sizeLabel(size).padStart(7)}  [${++done}/${total}]`);
+          heartbeat.what = `${path.id} ${sizeLabel(size)} round trips`;
+          const cell = cells[path.id]![size]!;
+          try {
+            const rec = await measureCell(client, path, payload, o, checks);
+            cell.blocks[block] = rec.summary().median;
+            const all = merged.get(key(path, size));
+            if (all) all.histogram.add(rec.histogram);
+            else merged.set(key(path, size), rec);
+          } catch (err) {
+            cell.errors.push(`block ${block + 1}: ${(err as Error).message}`);
+            checks.fail(`${path.id} ${sizeLabel(size)}: ${(err as Error).message}`);
+            break; // the client may be in any state: next path
+          }
+        }
+      } catch (err) {
+        for (const size of sizesOf(path)) cells[path.id]![size]!.errors.push(`block ${block + 1}: ${(err as Error).message}`);
+        checks.fail(`${path.id}: ${(err as Error).message}`);
+      } finally {
+        await client?.close().catch((err: Error) => checks.fail(`${path.id} close: ${err.message}`));
+      }
+    }
+  }
+  for (const path of measured) {
+    for (const size of sizesOf(path)) {
+      const cell = cells[path.id]![size]!;
+      cell.summary = merged.get(key(path, size))?.summary() ?? cell.summary;
+      if (cell.summary.count === 0 && cell.errors.length === 0) checks.fail(`${path.id} ${sizeLabel(size)}: no samples`);
+    }
+  }
+  // Pair by pair: the same block's baseline.
+  const ratios: RttResult['ratios'] = {};
+  const baselines = ['net', 'floor-spin', 'floor-doorbell', 'read'];
+  for (const path of measured) {
+    ratios[path.id] = {};
+    for (const size of sizesOf(path)) {
+      const r: Record<string, number> = {};
+      for (const base of baselines) {
+        const b = cells[base]?.[size];
+        if (!b) continue;
+        const per = cells[path.id]![size]!.blocks.map((m, i) => m / (b.blocks[i] ?? NaN));
+        const value = median(per);
+        if (Number.isFinite(value)) r[base] = value;
+      }
+      ratios[path.id]![size] = r;
+    }
+  }
+  return {
+    options: o,
+    paths: measured.map((p) => ({ id: p.id, label: p.label, group: p.group, reads: p.reads !== false, maxSize: p.maxSize ?? null })),
+    cells,
+    ratios,
+  };
+}
