@@ -12,6 +12,8 @@ import { resolveChannelSettings, type ChannelSettings } from '../channel/index.j
 import { selfIdentity } from '../cleanup/liveness.js';
 import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
+import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
+import type { ServerInspection } from '../control/target.js';
 import { ShmxError } from '../errors.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -42,8 +44,8 @@ export interface ArenaSizing {
   growChunk?: number;
 }
 
-/** Options of {@link SessionServer}. */
-export interface SessionServerOptions {
+/** Options of {@link SessionServer}. `control` (the control socket) and `metrics` are on by default. */
+export interface SessionServerOptions extends OperationsOptions {
   universe: Universe;
   /** The server app this process runs as (must be a server in the universe). */
   serverApp: string;
@@ -93,6 +95,7 @@ interface Pending {
   onClose?: () => void;
   hello?: Hello;
   welcome?: Welcome;
+  startedAt: number;
   sessionArena?: Arena;
   appArena?: Arena;
   done: boolean;
@@ -129,6 +132,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private lock: { release(): Promise<void> } | undefined;
   private nextSession = 1;
   private closing: Promise<void> | undefined;
+  private operations: Operations | undefined;
+  private readonly startedAt = Date.now();
 
   private constructor(options: SessionServerOptions) {
     super();
@@ -156,6 +161,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       timeoutMs: positive(options.keepAlive?.timeoutMs, 'keepAlive.timeoutMs', 3000),
     };
     this.channelSettings = resolveChannelSettings(options.channels);
+    checkOperationsOptions(options);
     this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
     this.metrics = {
       opened: 0,
@@ -202,8 +208,31 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     });
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
+    this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
     this.logger.info({ socket: this.socketPath }, 'session server listening');
+  }
+
+  /** This server's Prometheus registry (prom-client; its own, not the global one); undefined with `metrics: false`. */
+  get metricsRegistry() {
+    return this.operations?.metricsRegistry;
+  }
+
+  /** Path of the control socket (docs/operations.md); undefined with `control: false`. */
+  get controlSocketPath(): string | undefined {
+    return this.operations?.controlSocketPath;
+  }
+
+  /** @internal Read-only facts for the control socket and the metrics. */
+  inspect(): ServerInspection {
+    const { maxSessions, handshakeTimeoutMs, shutdownTimeoutMs, maxConsecutiveErrors, sweepIntervalMs, sessionArena, appArena } = this.options;
+    const def = this.options.universe.server(this.serverApp);
+    return {
+      startedAt: this.startedAt, pendingHandshakes: this.pending.size, appArenas: this.appArenas,
+      runDirectory: def.runDirectory, permissions: def.permissions, quotas: (this.options as { quotas?: unknown }).quotas,
+      limits: { maxSessions, handshakeTimeoutMs, shutdownTimeoutMs, maxConsecutiveErrors, sweepIntervalMs: sweepIntervalMs ?? 30_000,
+        keepAlive: this.keepAlive, sessionArena: sessionArena ?? null, appArena: appArena ?? null },
+    };
   }
 
   /** Sessions currently open. */
@@ -240,6 +269,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       reader: new FrameReader(HANDSHAKE_MAX_PAYLOAD),
       rollback: [],
       done: false,
+      startedAt: performance.now(),
       timer: setTimeout(
         () => this.fail(p, { code: 'ETIMEDOUT', reason: `handshake took over ${this.options.handshakeTimeoutMs} ms` }),
         this.options.handshakeTimeoutMs,
@@ -363,6 +393,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       maxConsecutiveErrors: this.options.maxConsecutiveErrors,
       channels: this.channelSettings,
       logger: this.logger,
+      handshakeMs: performance.now() - p.startedAt,
     });
     p.done = true;
     clearTimeout(p.timer);
@@ -457,6 +488,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       }
     }
     if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
+    await this.operations?.close();
     await stopped;
     await this.lock?.release();
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });

@@ -16,6 +16,7 @@ import { whenDead } from '../cleanup/liveness.js';
 import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { ShmxError } from '../errors.js';
+import { diag } from '../diagnostics.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { releaseAppArena } from './shared-arena.js';
@@ -81,6 +82,8 @@ export interface SessionParts {
   maxConsecutiveErrors: number;
   channels: ChannelSettings;
   logger: Logger;
+  /** Server side: how long the handshake took (for metrics and diagnostics). */
+  handshakeMs?: number;
 }
 
 /** Events of a Session. */
@@ -106,6 +109,8 @@ export class Session extends EventEmitter<SessionEvents> {
   };
   /** The logger, with session id and app names bound. */
   readonly logger: Logger;
+  /** When it opened (ms since the epoch). */
+  readonly openedAt = Date.now();
 
   private current: SessionState = 'open';
   private reason: CloseReason | undefined;
@@ -141,6 +146,19 @@ export class Session extends EventEmitter<SessionEvents> {
     this.stopKeepAlive = onKeepAliveTick(parts.keepAlive.intervalMs, () => this.tick());
     // Frames that arrived with the last handshake frame belong to the open session.
     if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
+    if (diag.sessionOpen.hasSubscribers) {
+      const { app, pid, uid, gid } = parts.peer;
+      diag.sessionOpen.publish({ ...this.diagnosticsRef(), peer: { app, pid, uid, gid }, handshakeMs: parts.handshakeMs });
+    }
+  }
+
+  /** @internal Read-only facts for the control socket (arenas even while closing, for their stats). */
+  inspect(): { sessionArena: Arena; appArena: Arena; localApp: string } {
+    return { sessionArena: this.parts.sessionArena, appArena: this.parts.appArena, localApp: this.parts.localApp };
+  }
+
+  private diagnosticsRef() {
+    return { sessionId: this.id, serverApp: this.parts.serverApp, side: this.side };
   }
 
   /** Session number on its server. */
@@ -414,6 +432,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.sweepAfterFault();
     // A close already under way finishes the job (it moves faulted → closed); otherwise start it here.
     this.closed ??= this.finish(reason, true);
+    if (diag.sessionFault.hasSubscribers) diag.sessionFault.publish({ ...this.diagnosticsRef(), reason, error: err });
     if (this.listenerCount('hosed') > 0) this.emit('hosed', err);
   }
 
@@ -478,6 +497,9 @@ export class Session extends EventEmitter<SessionEvents> {
     this.move('closed');
     this.logger.info({ reason }, 'session closed');
     this.step('a close listener threw', () => this.emit('close', reason));
+    if (diag.sessionClose.hasSubscribers) {
+      diag.sessionClose.publish({ ...this.diagnosticsRef(), reason, durationMs: Date.now() - this.openedAt });
+    }
   }
 
   private step(what: string, action: () => void): void {
