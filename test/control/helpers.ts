@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { Child, repoRoot } from '../helpers/child.js';
 import { testUniverse } from '../helpers/universe.js';
-import { controlSocketPath, type TransportKind } from '../../src/index.js';
+import { controlSocketPath, listResources, type TransportKind } from '../../src/index.js';
 
 export interface LiveServer {
   server: Child;
@@ -30,6 +30,8 @@ export async function liveServer(options: { serverOptions?: Record<string, unkno
     await Promise.all(clients.map((c) => c.stop()));
     await server.stop();
     rmSync(runDirectory, { recursive: true, force: true });
+    const left = listResources(serverApp);
+    if (left.length > 0) throw new Error(`left behind: ${left.map((r) => r.name).join(', ')}`);
   };
   try {
     await server.waitFor('listening');
