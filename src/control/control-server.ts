@@ -33,6 +33,12 @@ export interface ControlLimits {
   maxInFlight: number;
   /** Longest request line in bytes. Default 64 KiB. */
   maxRequestBytes: number;
+  /**
+   * Event-loop time the control socket may use per 100 ms window. Past it, every control connection is paused
+   * (and new ones dropped) until the window ends, so a flood of control traffic cannot starve the sessions.
+   * Default 5 ms (a twentieth of a core at most).
+   */
+  busyBudgetMs: number;
 }
 
 /** The `control` option of a SessionServer: `false` turns the control socket off. */
@@ -65,8 +71,12 @@ export function resolveControlLimits(options: ControlSocketOptions = {}): Contro
     maxConnections: positive(options.maxConnections, 'maxConnections', 16),
     maxInFlight: positive(options.maxInFlight, 'maxInFlight', 64),
     maxRequestBytes: positive(options.maxRequestBytes, 'maxRequestBytes', MAX_REQUEST_BYTES),
+    busyBudgetMs: positive(options.busyBudgetMs, 'busyBudgetMs', 5),
   };
 }
+
+/** The window of the busy budget. */
+const BUDGET_WINDOW_MS = 100;
 
 /** A client that does not read its responses may make us buffer at most this much, then it is dropped. */
 const MAX_UNREAD_OUTPUT = 8 << 20;
@@ -98,6 +108,15 @@ class ControlConnection {
   }
 
   private onData(chunk: Buffer): void {
+    const started = performance.now();
+    try {
+      this.onLines(chunk);
+    } finally {
+      this.owner.charge(performance.now() - started);
+    }
+  }
+
+  private onLines(chunk: Buffer): void {
     if (this.ended) return;
     this.remainingMs = this.owner.limits.idleTimeoutMs;
     for (const line of this.reader.push(chunk)) {
@@ -142,6 +161,15 @@ class ControlConnection {
 
   private reply(response: ControlResponse): void {
     if (this.ended) return;
+    const started = performance.now();
+    try {
+      this.send(response);
+    } finally {
+      this.owner.charge(performance.now() - started);
+    }
+  }
+
+  private send(response: ControlResponse): void {
     const isError = response.error !== undefined;
     this.counters.responsesOut++;
     if (isError) {
@@ -186,6 +214,11 @@ export class ControlServer {
   errorResponses = 0;
   cutOffs = 0;
   timeouts = 0;
+  /** Times the busy budget ran out and control connections were paused. */
+  throttles = 0;
+  private windowStart = performance.now();
+  private spentMs = 0;
+  private throttled = false;
   private readonly connections = new Set<ControlConnection>();
   private listener: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -241,7 +274,40 @@ export class ControlServer {
     return this.connections.size;
   }
 
+  /** @internal Counts event-loop time spent on control work; past the budget, pauses every connection. */
+  charge(ms: number): void {
+    const now = performance.now();
+    if (now - this.windowStart >= BUDGET_WINDOW_MS) {
+      this.windowStart = now;
+      this.spentMs = 0;
+    }
+    this.spentMs += ms;
+    if (this.throttled || this.spentMs <= this.limits.busyBudgetMs || this.listener === undefined) return;
+    this.throttled = true;
+    this.throttles++;
+    for (const c of this.connections) c.socket.pause();
+    // Node closes connections over maxConnections as soon as they are accepted, before any of our code runs.
+    this.listener.maxConnections = Math.max(1, this.connections.size);
+    setTimeout(() => {
+      this.throttled = false;
+      this.windowStart = performance.now();
+      this.spentMs = 0;
+      if (this.listener !== undefined) this.listener.maxConnections = Infinity;
+      for (const c of this.connections) c.socket.resume();
+    }, BUDGET_WINDOW_MS - (now - this.windowStart)).unref();
+  }
+
   private accept(socket: Socket): void {
+    const started = performance.now();
+    try {
+      this.admit(socket);
+    } finally {
+      this.charge(performance.now() - started);
+    }
+  }
+
+  private admit(socket: Socket): void {
+    if (this.throttled) socket.pause();
     let caller: { uid: number; pid: number };
     try {
       const cred = peerCredentialsOf(socket);
