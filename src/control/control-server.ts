@@ -34,7 +34,7 @@ export interface ControlLimits {
   /** Longest request line in bytes. Default 64 KiB. */
   maxRequestBytes: number;
   /**
-   * Event-loop time the control socket may use per 100 ms window. Past it, every control connection is paused
+   * CPU time the control socket may use per 100 ms window. Past it, every control connection is paused
    * (and new ones dropped) until the window ends, so a flood of control traffic cannot starve the sessions.
    * Default 5 ms (a twentieth of a core at most).
    */
@@ -108,11 +108,11 @@ class ControlConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const started = performance.now();
+    const started = process.cpuUsage();
     try {
       this.onLines(chunk);
     } finally {
-      this.owner.charge(performance.now() - started);
+      this.owner.charge(started);
     }
   }
 
@@ -161,11 +161,11 @@ class ControlConnection {
 
   private reply(response: ControlResponse): void {
     if (this.ended) return;
-    const started = performance.now();
+    const started = process.cpuUsage();
     try {
       this.send(response);
     } finally {
-      this.owner.charge(performance.now() - started);
+      this.owner.charge(started);
     }
   }
 
@@ -218,7 +218,8 @@ export class ControlServer {
   throttles = 0;
   private windowStart = performance.now();
   private spentMs = 0;
-  private throttled = false;
+  /** @internal */
+  throttled = false;
   private readonly connections = new Set<ControlConnection>();
   private listener: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -258,6 +259,8 @@ export class ControlServer {
       const now = performance.now();
       const elapsed = now - last;
       last = now;
+      // Paused by the busy budget, a connection cannot be heard: that time does not count as its silence.
+      if (server.throttled) return;
       for (const c of server.connections) {
         if (c.countDown(elapsed)) {
           server.timeouts++;
@@ -274,8 +277,13 @@ export class ControlServer {
     return this.connections.size;
   }
 
-  /** @internal Counts event-loop time spent on control work; past the budget, pauses every connection. */
-  charge(ms: number): void {
+  /**
+   * @internal Counts the CPU time spent on control work since `started` (CPU, not wall time: a loaded machine
+   * that deschedules us must not count against the budget); past the budget, pauses every connection.
+   */
+  charge(started: NodeJS.CpuUsage): void {
+    const used = process.cpuUsage(started);
+    const ms = (used.user + used.system) / 1000;
     const now = performance.now();
     if (now - this.windowStart >= BUDGET_WINDOW_MS) {
       this.windowStart = now;
@@ -298,11 +306,11 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    const started = performance.now();
+    const started = process.cpuUsage();
     try {
       this.admit(socket);
     } finally {
-      this.charge(performance.now() - started);
+      this.charge(started);
     }
   }
 

@@ -22,14 +22,19 @@ describe('control socket protocol', () => {
   /** The server still answers, every session is open and was never faulted, and traffic still flows. */
   async function healthy(before: number[]): Promise<void> {
     expect(live.server.process.exitCode).toBeNull();
-    const client = await ControlClient.connect(live.controlPath);
-    try {
-      const status = (await client.request('status')) as any;
-      expect(status.counters.faulted).toBe(0);
-      expect(status.counters.active).toBe(live.sessionIds.length);
-    } finally {
-      client.close();
+    // Right after a flood the busy budget may still drop new control connections: try again a few times.
+    let status: any;
+    for (let attempt = 0; status === undefined; attempt++) {
+      try {
+        const client = await ControlClient.connect(live.controlPath);
+        status = await client.request('status').finally(() => client.close());
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
+    expect(status.counters.faulted).toBe(0);
+    expect(status.counters.active).toBe(live.sessionIds.length);
     const after = await live.roundTrips();
     after.forEach((n, i) => expect(n).toBeGreaterThan(before[i]!));
     for (const c of live.clients) expect(c.events.some((e) => e.event === 'hosed' || e.event === 'close')).toBe(false);
@@ -125,8 +130,14 @@ describe('control socket protocol', () => {
 
   it('refuses connections over the limit with a clear error', async () => {
     const held = await Promise.all(Array.from({ length: limits.maxConnections }, () => RawControl.open(live.controlPath)));
-    const extra = await RawControl.open(live.controlPath);
+    let extra = await RawControl.open(live.controlPath);
     await extra.closed;
+    // A connection dropped without a word was dropped by the busy budget (earlier tests' garbage): try again.
+    for (let i = 0; i < 10 && extra.lines.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      extra = await RawControl.open(live.controlPath);
+      await extra.closed;
+    }
     expect(extra.lines).toEqual([{ id: null, error: { code: 'ETOOMANYCONNECTIONS', message: expect.any(String) } }]);
     held.forEach((c) => c.close());
     await Promise.all(held.map((c) => c.closed));
