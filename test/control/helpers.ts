@@ -34,12 +34,12 @@ export async function liveServer(options: { serverOptions?: Record<string, unkno
     if (left.length > 0) throw new Error(`left behind: ${left.map((r) => r.name).join(', ')}`);
   };
   try {
-    await server.waitFor('listening');
+    await server.waitFor('listening', () => true, 45_000);
     for (let i = 0; i < (options.clients ?? 2); i++) {
       const transports = options.transports ?? ['shm', 'socket', 'mq'];
       clients.push(new Child('control-traffic.ts', [JSON.stringify({ definition, clientApp, serverApp, transports })]));
     }
-    const ready = await Promise.all(clients.map((c) => c.waitFor('ready')));
+    const ready = await Promise.all(clients.map((c) => c.waitFor('ready', () => true, 45_000)));
     return {
       server, clients, serverApp, runDirectory, controlPath: controlSocketPath(runDirectory, serverApp),
       sessionIds: ready.map((e) => e['id'] as string),
