@@ -108,12 +108,7 @@ class ControlConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const started = process.cpuUsage();
-    try {
-      this.onLines(chunk);
-    } finally {
-      this.owner.charge(started);
-    }
+    this.owner.charged(() => this.onLines(chunk));
   }
 
   private onLines(chunk: Buffer): void {
@@ -160,13 +155,7 @@ class ControlConnection {
   }
 
   private reply(response: ControlResponse): void {
-    if (this.ended) return;
-    const started = process.cpuUsage();
-    try {
-      this.send(response);
-    } finally {
-      this.owner.charge(started);
-    }
+    if (!this.ended) this.owner.charged(() => this.send(response));
   }
 
   private send(response: ControlResponse): void {
@@ -278,10 +267,19 @@ export class ControlServer {
   }
 
   /**
-   * @internal Counts the CPU time spent on control work since `started` (CPU, not wall time: a loaded machine
-   * that deschedules us must not count against the budget); past the budget, pauses every connection.
+   * @internal Runs control work and charges its CPU time (CPU, not wall time: a loaded machine that deschedules
+   * us must not count against the budget); past the budget, pauses every connection.
    */
-  charge(started: NodeJS.CpuUsage): void {
+  charged(work: () => void): void {
+    const started = process.cpuUsage();
+    try {
+      work();
+    } finally {
+      this.charge(started);
+    }
+  }
+
+  private charge(started: NodeJS.CpuUsage): void {
     const used = process.cpuUsage(started);
     const ms = (used.user + used.system) / 1000;
     const now = performance.now();
@@ -306,12 +304,7 @@ export class ControlServer {
   }
 
   private accept(socket: Socket): void {
-    const started = process.cpuUsage();
-    try {
-      this.admit(socket);
-    } finally {
-      this.charge(started);
-    }
+    this.charged(() => this.admit(socket));
   }
 
   private admit(socket: Socket): void {

@@ -81,24 +81,18 @@ export class ServerMetrics {
       }
       return sum;
     };
-    new Counter({ name: 'shmx_channel_messages_total', help: 'Channel messages of this server, by transport and direction.',
-      labelNames: ['server_app', 'transport', 'direction'], registers,
+    const trafficCounter = (name: string, help: string, field: 'messages' | 'bytes') => new Counter({
+      name, help, labelNames: ['server_app', 'transport', 'direction'], registers,
       collect() {
         this.reset();
         for (const [t, v] of Object.entries(traffic())) {
-          this.inc({ ...app, transport: t, direction: 'in' }, v.messagesIn);
-          this.inc({ ...app, transport: t, direction: 'out' }, v.messagesOut);
+          this.inc({ ...app, transport: t, direction: 'in' }, field === 'messages' ? v.messagesIn : v.bytesIn);
+          this.inc({ ...app, transport: t, direction: 'out' }, field === 'messages' ? v.messagesOut : v.bytesOut);
         }
-      } });
-    new Counter({ name: 'shmx_channel_bytes_total', help: 'Channel bytes (with the 8-byte envelope) of this server, by transport and direction.',
-      labelNames: ['server_app', 'transport', 'direction'], registers,
-      collect() {
-        this.reset();
-        for (const [t, v] of Object.entries(traffic())) {
-          this.inc({ ...app, transport: t, direction: 'in' }, v.bytesIn);
-          this.inc({ ...app, transport: t, direction: 'out' }, v.bytesOut);
-        }
-      } });
+      },
+    });
+    trafficCounter('shmx_channel_messages_total', 'Channel messages of this server, by transport and direction.', 'messages');
+    trafficCounter('shmx_channel_bytes_total', 'Channel bytes (with the 8-byte envelope) of this server, by transport and direction.', 'bytes');
     new Gauge({ name: 'shmx_channels_open', help: 'Channels open now, by transport.', labelNames: ['server_app', 'transport'], registers,
       collect() {
         const n: Record<Transport, number> = { shm: 0, mq: 0, socket: 0 };
