@@ -42,9 +42,9 @@ if (role === 'server') {
   server.on('session', (s) => s.on('channel', (c) => c.on('message', (m) => {
     if (m.isRequest) void m.replyAsync(m.bytes).catch(() => {});
   })));
-  process.on('message', (msg) => {
-    if (msg === 'close') void server.close().then(() => process.exit(0));
-  });
+  const close = () => void server.close().then(() => process.exit(0));
+  process.on('message', (msg) => msg === 'close' && close());
+  process.once('disconnect', close); // the parent is gone: clean up anyway
   process.send!({ ready: server.controlSocketPath });
 } else if (role === 'decoy') {
   const path = process.argv[3]!;
@@ -53,6 +53,7 @@ if (role === 'server') {
     socket.on('data', () => socket.write('{"id":null}\n'));
   });
   decoy.listen(path, () => process.send!('ready'));
+  process.once('disconnect', () => process.exit(0));
   process.on('message', () => decoy.close(() => process.exit(0)));
 } else if (role === 'fuzz') {
   let path = '';
@@ -66,6 +67,7 @@ if (role === 'server') {
     if (msg === 'stop') running = false;
     if (msg === 'exit') process.exit(0);
   });
+  process.once('disconnect', () => process.exit(0));
   const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}\n`;
   const huge = Buffer.alloc(256 << 10, 0x61);
   async function hammer(kind: number): Promise<void> {
