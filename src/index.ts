@@ -14,3 +14,14 @@ export type { ShmxCode } from './errors.js';
 export { sweepStale, listResources, parseResourceName, formatResourceName } from './cleanup/index.js';
 export type { SweepOptions, SweepReport, FoundResource, ResourceName, ResourceKind } from './cleanup/index.js';
 export type { Logger } from './log.js';
+export { ControlClient, controlSocketPath, CONTROL_COMMANDS, MAX_REQUEST_BYTES, registerShmxMetrics } from './control/index.js';
+export type {
+  ControlCommand, ControlErrorCode, ControlRequest, ControlResponse, ControlError, RequestId, ControlLimits, ControlSocketOptions,
+  ControlConnectionCounters, OperationsOptions,
+} from './control/index.js';
+export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
+export type {
+  DiagnosticsSessionRef, DiagnosticsSessionOpen, DiagnosticsSessionClose, DiagnosticsSessionFault, DiagnosticsChannelEvent,
+  DiagnosticsRequest, DiagnosticsSweep,
+} from './diagnostics.js';
+export type { ChannelCounters } from './channel/channel.js';

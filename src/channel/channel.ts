@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
+import { diag } from '../diagnostics.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, encodeBody, takeBackLend } from './body.js';
 import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
@@ -52,6 +53,14 @@ export interface ChannelEvents {
 
 const NO_OPTIONS: RequestOptions = {};
 
+/** Traffic of one channel (envelope bytes included), for operators: `shmx session`, metrics. */
+export interface ChannelCounters {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 /** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
 const ITERATOR_BUFFER = 256;
 /** Messages delivered per turn before yielding to the event loop. */
@@ -66,6 +75,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   readonly transport: TransportKind;
   /** True for a channel requested at session open. */
   readonly init: boolean;
+  /** Messages and bytes sent and received on this channel. */
+  readonly counters: ChannelCounters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
 
   private readonly link: ChannelLink;
   private readonly io: Transport;
@@ -100,6 +111,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         });
       }
     });
+    if (diag.channelOpen.hasSubscribers) diag.channelOpen.publish(this.diagnosticsRef());
   }
 
   /** `open` until closed. */
@@ -178,6 +190,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       if (signal?.aborted) throw new AbortError('request aborted before it was sent');
       const id = this.requests.nextId();
       const reply = this.requests.add(id, timeout, signal, this.id);
+      if (diag.request.hasSubscribers) this.timeRequest(reply);
       if (this.requests.size === 1) this.io.resume(); // the reply must get through even with nobody listening
       try {
         if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
@@ -325,12 +338,16 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       return false;
     }
     host.countOut(body.byteLength + 8);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += body.byteLength + 8;
     return true;
   }
 
   private deliver(tag: number, requestId: number, body: Uint8Array): void {
     const host = this.link.host;
     host.countIn(body.byteLength + 8);
+    this.counters.messagesIn++;
+    this.counters.bytesIn += body.byteLength + 8;
     let message: Message;
     const replier = (tag & TAG_REQUEST) !== 0 ? this.replier : undefined;
     switch (kindOf(tag)) {
@@ -427,6 +444,28 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       this.link.closed(this, reason, how, this.io);
     } finally {
       this.emit('close', reason);
+      if (diag.channelClose.hasSubscribers) {
+        diag.channelClose.publish({ ...this.diagnosticsRef(), reason, counters: { ...this.counters } });
+      }
     }
+  }
+
+  /** @internal What operators see of this channel's state beyond its counters (`shmx session`). */
+  inspect(): { pendingRequests: number; queuedSends: number; inbox: number; ringFill?: { out: number; in: number } } {
+    return { pendingRequests: this.requests.size, queuedSends: this.outbox.length, inbox: this.inbox.length, ringFill: this.io.fill?.() };
+  }
+
+  private diagnosticsRef() {
+    const { host } = this.link;
+    return { sessionId: host.id, serverApp: host.serverApp, side: host.side, channelId: this.id, transport: this.transport };
+  }
+
+  /** Publishes the request's latency when it settles (only while someone subscribes: see diagnostics.ts). */
+  private timeRequest(reply: Promise<Message>): void {
+    const started = performance.now();
+    const done = (ok: boolean) => {
+      diag.request.publish({ ...this.diagnosticsRef(), durationMs: performance.now() - started, ok });
+    };
+    reply.then(() => done(true), () => done(false));
   }
 }

@@ -171,6 +171,13 @@ export class Ring {
     return this.askForRoom(this.wanted);
   }
 
+  /** Bytes published and not yet consumed, as a fraction of the capacity (either side; touches no cache). */
+  get fill(): number {
+    if (this.detached) return 0;
+    const used = (Atomics.load(this.words, W_WRITE) - Atomics.load(this.words, W_READ)) >>> 0;
+    return Math.min(used, this.capacity) / this.capacity;
+  }
+
   // ---- consumer side ----
 
   /** True when a record is waiting. */

@@ -62,6 +62,10 @@ export class ShmTransport implements Transport {
     return this.out.writable;
   }
 
+  fill(): { out: number; in: number } {
+    return { out: this.out.fill, in: this.in.fill };
+  }
+
   resume(): void {
     // rings need no arming: the wake-up covers every channel
   }

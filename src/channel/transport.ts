@@ -37,6 +37,8 @@ export interface Transport {
   discardInbound(visit: RecordVisitor): void;
   /** Hands over the records we sent that the peer did not read and never will (it is gone). May throw. */
   discardOutbound(visit: RecordVisitor): void;
+  /** Fill of the outbound and inbound rings, 0..1 (shm only; read-only, for operators). */
+  fill?(): { out: number; in: number };
   /** Releases this side's resources (the opener also removes kernel objects). Idempotent; never throws. */
   close(): void;
 }

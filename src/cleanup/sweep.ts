@@ -3,6 +3,7 @@
  * touches objects of live processes, of other server apps (when one is named) or of other users.
  */
 import { statSync } from 'node:fs';
+import { diag } from '../diagnostics.js';
 import type { Logger } from '../log.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
@@ -36,6 +37,8 @@ export interface SweepReport {
   removed: FoundResource[];
   /** Objects left alone because their creator is alive. */
   kept: number;
+  /** Stale objects that could not be removed (e.g. EACCES), with the error's code and message. */
+  failed: Array<FoundResource & { code: string; message: string }>;
 }
 
 const uid = process.getuid?.() ?? -1;
@@ -109,6 +112,7 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
   const stale = found.filter((r) => !r.creatorAlive);
   stale.sort((a, b) => Number(a.parsed.kind === 'lg') - Number(b.parsed.kind === 'lg'));
   const removed: FoundResource[] = [];
+  const failed: SweepReport['failed'] = [];
   const failedCreators = new Set<string>();
   const creatorKey = (r: FoundResource) => `${r.parsed.serverApp}.${r.parsed.creator.pid}.${r.parsed.creator.startTime}`;
   for (const r of stale) {
@@ -125,10 +129,16 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
       }
     } catch (err) {
       failedCreators.add(creatorKey(r));
+      const e = err as Error & { code?: string };
+      failed.push({ ...r, code: e.code ?? 'EUNKNOWN', message: e.message });
       logger.warn({ resource: r.name, err }, 'could not remove stale object');
     }
   }
-  return { removed, kept: found.length - stale.length };
+  const report = { removed, kept: found.length - stale.length, failed };
+  if (diag.sweep.hasSubscribers) {
+    diag.sweep.publish({ serverApp: options.serverApp, dryRun: options.dryRun === true, removed: removed.length, failed: failed.length, kept: report.kept });
+  }
+  return report;
 }
 
 /** Data segments of an arena (`<base>.d<N>`): the bulk of a scope's memory. */

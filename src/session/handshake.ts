@@ -73,6 +73,8 @@ export interface HandshakeHost {
 interface Pending {
   socket: Socket;
   uid: number;
+  /** performance.now() at accept: how long the handshake took goes to metrics and diagnostics. */
+  startedAt: number;
   reader: FrameReader;
   timer: NodeJS.Timeout;
   /** Undo steps of a half-made session, run in reverse on failure. */
@@ -125,6 +127,7 @@ export class Handshakes {
     const p: Pending = {
       socket,
       uid,
+      startedAt: performance.now(),
       reader: new FrameReader(HANDSHAKE_MAX_PAYLOAD),
       rollback: [],
       done: false,
@@ -283,6 +286,7 @@ export class Handshakes {
       channels: host.channels,
       logger: host.logger,
       quotas: host.quota.sessionPolicy(), // quotas.ts
+      handshakeMs: performance.now() - p.startedAt,
     }));
     this.settle(p);
     host.opened(session);

@@ -13,6 +13,8 @@ import { selfIdentity } from '../cleanup/liveness.js';
 import { createWithFreshNonce } from '../cleanup/names.js';
 import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
+import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
+import type { ServerInspection } from '../control/target.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -34,8 +36,8 @@ export interface ArenaSizing {
   growChunk?: number;
 }
 
-/** Options of {@link SessionServer}. */
-export interface SessionServerOptions {
+/** Options of {@link SessionServer}. `control` (the control socket) and `metrics` are on by default. */
+export interface SessionServerOptions extends OperationsOptions {
   universe: Universe;
   /** The server app this process runs as (must be a server in the universe). */
   serverApp: string;
@@ -116,6 +118,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private nextSession = 1;
   private closing: Promise<void> | undefined;
   private readonly quota: ServerQuotas; // quotas.ts
+  private operations: Operations | undefined;
+  private readonly startedAt = Date.now();
 
   private constructor(options: SessionServerOptions) {
     super();
@@ -145,6 +149,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       timeoutMs: positive(options.keepAlive?.timeoutMs, 'keepAlive.timeoutMs', 3000),
     };
     this.channelSettings = resolveChannelSettings(options.channels);
+    checkOperationsOptions(options);
     this.logger = (options.logger ?? defaultLogger()).child({ serverApp: this.serverApp });
     this.quota = new ServerQuotas(options.quotas, this.serverApp, selfIdentity(), this.logger); // quotas.ts
     this.metrics = {
@@ -212,9 +217,32 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     });
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
+    this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
     this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
+  }
+
+  /** This server's Prometheus registry (prom-client; its own, not the global one); undefined with `metrics: false`. */
+  get metricsRegistry() {
+    return this.operations?.metricsRegistry;
+  }
+
+  /** Path of the control socket (docs/operations.md); undefined with `control: false`. */
+  get controlSocketPath(): string | undefined {
+    return this.operations?.controlSocketPath;
+  }
+
+  /** @internal Read-only facts for the control socket and the metrics. */
+  inspect(): ServerInspection {
+    const { maxSessions, maxHandshakes, maxHandshakesPerUid, handshakeTimeoutMs, shutdownTimeoutMs, maxConsecutiveErrors, sweepIntervalMs, sessionArena, appArena } = this.options;
+    const def = this.options.universe.server(this.serverApp);
+    return {
+      startedAt: this.startedAt, pendingHandshakes: this.handshakes.size, appArenas: this.appArenas,
+      runDirectory: def.runDirectory, permissions: def.permissions, quotas: this.quota.usage(),
+      limits: { maxSessions, maxHandshakes, maxHandshakesPerUid, handshakeTimeoutMs, shutdownTimeoutMs, maxConsecutiveErrors, sweepIntervalMs: sweepIntervalMs ?? 30_000,
+        keepAlive: this.keepAlive, sessionArena: sessionArena ?? null, appArena: appArena ?? null },
+    };
   }
 
   /** Sessions currently open. */
@@ -357,6 +385,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       }
     }
     if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
+    await this.operations?.close();
     await stopped;
     this.lock?.release();
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });

@@ -33,7 +33,7 @@ export function createWakeup(
 /** What a side knows when the handshake is done: most parts as they are, plus what the rest derive from. */
 export type HandshakeOutcome = Pick<SessionParts,
   'side' | 'serverApp' | 'peer' | 'socket' | 'reader' | 'early' | 'sessionArena' | 'appArena' | 'wakeup' |
-  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger' | 'quotas'> & {
+  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger' | 'quotas' | 'handshakeMs'> & {
   clientApp: string;
   /** The WELCOME the server sent (the client received): session number, server, arenas, keep-alive. */
   welcome: Welcome;
@@ -64,5 +64,6 @@ export function sessionParts(o: HandshakeOutcome): SessionParts {
     wakeup: o.wakeup,
     peerWakeup: o.peerWakeup,
     quotas: o.quotas,
+    handshakeMs: o.handshakeMs,
   };
 }

@@ -14,6 +14,7 @@ import { whenDead } from '../cleanup/liveness.js';
 import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { hasCode, ShmxError } from '../errors.js';
+import { diag } from '../diagnostics.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
@@ -87,6 +88,8 @@ export interface SessionParts {
   peerWakeup: unknown;
   /** Channel quotas of this side (src/session/quotas.ts). */
   quotas: SessionQuotaPolicy;
+  /** Server side: how long the handshake took (for metrics and diagnostics). */
+  handshakeMs?: number;
 }
 
 /** Events of a Session. */
@@ -113,6 +116,8 @@ export class Session extends EventEmitter<SessionEvents> {
   };
   /** The logger, with session id and app names bound. */
   readonly logger: Logger;
+  /** When it opened (ms since the epoch). */
+  readonly openedAt = Date.now();
 
   private current: SessionState = 'open';
   private reason: CloseReason | undefined;
@@ -154,6 +159,19 @@ export class Session extends EventEmitter<SessionEvents> {
     this.stopKeepAlive = onKeepAliveTick(parts.keepAlive.intervalMs, () => this.tick());
     // Frames that arrived with the last handshake frame belong to the open session.
     if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
+    if (diag.sessionOpen.hasSubscribers) {
+      const { app, pid, uid, gid } = parts.peer;
+      diag.sessionOpen.publish({ ...this.diagnosticsRef(), peer: { app, pid, uid, gid }, handshakeMs: parts.handshakeMs });
+    }
+  }
+
+  /** @internal Read-only facts for the control socket (arenas even while closing, for their stats). */
+  inspect(): { sessionArena: Arena; appArena: Arena; localApp: string } {
+    return { sessionArena: this.parts.sessionArena, appArena: this.parts.appArena, localApp: this.parts.localApp };
+  }
+
+  private diagnosticsRef() {
+    return { sessionId: this.id, serverApp: this.parts.serverApp, side: this.side };
   }
 
   /** Session number on its server. */
@@ -439,6 +457,7 @@ export class Session extends EventEmitter<SessionEvents> {
     // The peer may be dead: its holds in the app arena are reclaimed, this session's objects removed now.
     this.removeSharedObjects();
     this.sweepAfterFault();
+    if (diag.sessionFault.hasSubscribers) diag.sessionFault.publish({ ...this.diagnosticsRef(), reason, error: err });
     // The error handler first, then the teardown that ends in 'close' (the order the guide promises).
     if (this.listenerCount('hosed') > 0) this.step('a hosed listener threw', () => this.emit('hosed', err));
     // A close already under way finishes the job (it moves faulted → closed); otherwise start it here.
@@ -507,6 +526,9 @@ export class Session extends EventEmitter<SessionEvents> {
     this.move('closed');
     this.logger.info({ reason }, 'session closed');
     this.step('a close listener threw', () => this.emit('close', reason));
+    if (diag.sessionClose.hasSubscribers) {
+      diag.sessionClose.publish({ ...this.diagnosticsRef(), reason, durationMs: Date.now() - this.openedAt });
+    }
   }
 
   private step(what: string, action: () => void): void {

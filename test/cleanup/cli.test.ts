@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatResourceName } from '../../src/index.js';
@@ -6,6 +6,19 @@ import { native } from '../../src/native.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { repoRoot } from '../helpers/child.js';
 import { uniqueApp } from '../helpers/names.js';
+import { parseCommandLine, UsageError } from '../../src/cli/usage.js';
+
+/** The same, as a promise: the usage checks below run side by side (each start compiles the CLI with tsx). */
+function shmxAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 function shmx(...args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, encoding: 'utf8' });
@@ -50,11 +63,53 @@ describe('shmx command line', () => {
       native.shmUnlink(stale);
       native.shmUnlink(live);
     }
+  }, 60_000);
+
+  it('rejects unknown commands, flags, extra or missing arguments and bad app names as usage errors', () => {
+    for (const args of [
+      ['frobnicate'], ['ls', '--bogus'], ['sweep', '--dry-run', 'extra-arg'], ['ls', '--server-app', 'Bad Name!'],
+      ['status'], ['status', 'Bad Name!'], ['session', 'app'], ['close', 'app', 'id', 'more'], ['top', 'app', '--interval', '0'],
+      ['status', 'app', '--run-dir', 'relative'], [], ['--version', 'x'], ['metrics', 'app', '--json'],
+    ]) {
+      expect(() => parseCommandLine(args), args.join(' ')).toThrow(UsageError);
+    }
+    expect(parseCommandLine(['close', 'app', 'app.1.2', '--reason', 'local-close'])).toMatchObject({
+      command: 'close', args: { 'server-app': 'app', 'session-id': 'app.1.2' }, flags: { reason: 'local-close' },
+    });
   });
 
-  it('rejects unknown commands and options with usage and exit code 2', () => {
-    expect(shmx('frobnicate').status).toBe(2);
-    expect(shmx('ls', '--bogus').status).toBe(2);
-    expect(shmx('--help').status).toBe(0);
-  });
+  it('a usage error exits 2 with the reason and the usage on stderr', async () => {
+    const cases = [['sweep', '--dry-run', 'extra-arg'], ['ls', '--server-app', 'Bad Name!'], ['frobnicate']];
+    const results = await Promise.all(cases.map((args) => shmxAsync(...args)));
+    for (const r of results) {
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/^shmx: .+\n\nusage: shmx/);
+      expect(r.stdout).toBe('');
+    }
+    expect(results[0]!.stderr).toContain("unexpected argument 'extra-arg'");
+    expect(results[1]!.stderr).toContain("'Bad Name!'");
+  }, 120_000);
+
+  it('--help lists every command and flag; --version prints the version', () => {
+    const help = shmx('--help');
+    expect(help.status).toBe(0);
+    for (const text of ['shmx ls', 'shmx sweep [--dry-run] [--server-app NAME] [--json]', 'shmx status', 'shmx sessions', 'shmx session',
+      'shmx arenas', 'shmx resources', 'shmx close', '--reason', 'shmx metrics', 'shmx top', '--interval', '--count', '--run-dir', '--version']) {
+      expect(help.stdout).toContain(text);
+    }
+    const version = shmx('--version');
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  }, 60_000);
+
+  it('a removal that fails exits 1 with a readable message, not a log line', () => {
+    // A private mount namespace whose /dev/shm is a read-only tmpfs holding one stale object: unlink fails (EROFS).
+    const stale = formatResourceName({ kind: 'sa', serverApp: 'clifail', creator: deadIdentity(), clientApp: 'web', session: 7, part: 'arena.h' });
+    const script = `mount -t tmpfs none /dev/shm && touch /dev/shm/${stale} && mount -o remount,ro /dev/shm && ` +
+      `exec '${process.execPath}' --import tsx src/cli/main.ts sweep --server-app clifail`;
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`shmx: could not remove shm ${stale}: EROFS (shm_unlink '${stale}': Read-only file system (EROFS))`);
+    expect(r.stderr).not.toContain('{"level"');
+  }, 60_000);
 });
