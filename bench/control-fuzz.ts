@@ -30,7 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ClientSession, ControlClient, SessionServer, Universe } from '../dist/index.js';
-import { fmt, machine, markdownTable, summarize } from './stats.js';
+import { machineFacts } from './machine.js';
+import { fmt, markdownTable, Recorder } from './stats.js';
 
 type Definition = ConstructorParameters<typeof Universe>[0];
 const self = fileURLToPath(import.meta.url);
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 2000; i++) (await channel.request(payload)).release(); // warm-up
 
     const kinds = ['quiet', 'fuzz', 'decoy'] as const;
-    const samples: Record<(typeof kinds)[number], number[]> = { quiet: [], fuzz: [], decoy: [] };
+    const samples: Record<(typeof kinds)[number], Recorder> = { quiet: new Recorder(), fuzz: new Recorder(), decoy: new Recorder() };
     for (let p = 0; p < phases; p++) {
       const kind = kinds[p % 3]!;
       if (kind !== 'quiet') fuzzer.send({ start: kind === 'fuzz' ? controlPath : decoyPath });
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
       while (performance.now() < end) {
         const t0 = performance.now();
         (await channel.request(payload)).release();
-        samples[kind].push((performance.now() - t0) * 1000);
+        samples[kind].recordNs((performance.now() - t0) * 1e6);
       }
       if (kind !== 'quiet') {
         const stopped = once(fuzzer, 'message');
@@ -143,11 +144,11 @@ async function main(): Promise<void> {
     control.close();
     await session.close();
 
-    const q = summarize(samples.quiet);
-    const f = summarize(samples.fuzz);
-    const d = summarize(samples.decoy);
-    const m = machine();
-    console.log(`\ncontrol-socket fuzzing vs session round trips — ${m.nproc} cores, ${m.cpu}, Linux ${m.kernel}, Node ${m.node}`);
+    const q = samples.quiet.summary();
+    const f = samples.fuzz.summary();
+    const d = samples.decoy.summary();
+    const m = machineFacts();
+    console.log(`\ncontrol-socket fuzzing vs session round trips — ${m.cores} cores, ${m.cpu}, Linux ${m.kernel}, Node ${m.node}`);
     console.log(`${phases} phases of ${seconds} s, rotating; 64-byte request/reply on a shm channel (µs)\n`);
     console.log(markdownTable(['phase', 'round trips', 'median µs', 'p99 µs', 'max µs'], [
       ['quiet', q.count, fmt(q.median), fmt(q.p99), fmt(q.max)],

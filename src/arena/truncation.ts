@@ -11,7 +11,8 @@
 import { ShmxError } from '../errors.js';
 import { native } from '../native.js';
 
-const epoch = new Int32Array(native.segmentFaultEpoch);
+/** The addon's epoch word, mapped at the first look (importing shmx loads no addon: docs/native.md). */
+let epoch: Int32Array | undefined;
 /** The epoch value this thread has handled. Starts at 0: the first look after any fault scans once. */
 let seen = 0;
 /** Owners of mappings, held weakly: watching must not keep an unreferenced arena (and its mappings) alive. */
@@ -37,7 +38,7 @@ export function watchSegments(watcher: SegmentWatcher): () => void {
 export function noticeSegmentFaults(): void {
   // A plain read, not Atomics.load: it costs a few times less (measured: native.md), and nothing needs ordering
   // here — a bump missed by one look is seen by the next (every arena operation, every keep-alive tick).
-  const now = epoch[0];
+  const now = (epoch ??= new Int32Array(native.segmentFaultEpoch))[0];
   if (now === seen) return;
   seen = now; // before the pass: a fault during it bumps the epoch again and is seen next time
   for (const ref of [...watchers]) {

@@ -103,6 +103,26 @@ export class RawControl {
     });
   }
 
+  /**
+   * A connection the server surely admitted: while the busy budget is spent (the whole suite loads the machine),
+   * the server drops new connections without a word — so ask once and retry until answered.
+   */
+  static async admitted(path: string): Promise<RawControl> {
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const raw = await RawControl.open(path);
+      raw.write(`${JSON.stringify({ id: '__admitted', command: 'status' })}\n`);
+      const [first] = await raw.waitLines(1, 5_000);
+      if (first?.id === '__admitted') {
+        raw.lines.length = 0;
+        return raw;
+      }
+      raw.close();
+      await raw.closed;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`the control socket ${path} admitted no connection in 40 attempts`);
+  }
+
   write(data: string | Buffer): void {
     if (!this.socket.destroyed) this.socket.write(data);
   }

@@ -129,7 +129,7 @@ describe('control socket protocol', () => {
   }, 30_000);
 
   it('refuses connections over the limit with a clear error', async () => {
-    const held = await Promise.all(Array.from({ length: limits.maxConnections }, () => RawControl.open(live.controlPath)));
+    const held = await Promise.all(Array.from({ length: limits.maxConnections }, () => RawControl.admitted(live.controlPath)));
     let extra = await RawControl.open(live.controlPath);
     await extra.closed;
     // A connection dropped without a word was dropped by the busy budget (earlier tests' garbage): try again.
@@ -152,7 +152,7 @@ describe('control socket protocol', () => {
       raw.close();
     }));
     // A line far over the limit, then a good request on the same connection: ETOOLARGE, then the answer.
-    const huge = await RawControl.open(live.controlPath);
+    const huge = await RawControl.admitted(live.controlPath);
     const chunk = Buffer.alloc(1 << 20, 0x61);
     for (let i = 0; i < 8; i++) huge.write(chunk);
     huge.write(`\n${JSON.stringify({ id: 'after', command: 'status' })}\n`);
@@ -162,7 +162,7 @@ describe('control socket protocol', () => {
     huge.close();
     // Deeply nested JSON, within the size limit — as a request, hidden in args, as objects — is refused before
     // JSON.parse (which takes ~50 ms for a 30 000-deep array); the connection goes on.
-    const deep = await RawControl.open(live.controlPath);
+    const deep = await RawControl.admitted(live.controlPath);
     const depth = 30_000;
     deep.write(`${'['.repeat(depth)}${']'.repeat(depth)}\n`);
     deep.write(`{"id":"deep","command":"status","args":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}\n`);

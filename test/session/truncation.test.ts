@@ -6,12 +6,13 @@
  * faults); and a session of another client app beside it goes on exchanging messages.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { ClientSession, SessionServer, Universe, type Channel, type Session } from '../../src/index.js';
 import { readLedger } from '../../src/cleanup/ledger.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
-import { formatResourceName } from '../../src/cleanup/names.js';
+import { creatorPrefix } from '../../src/cleanup/names.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
 
@@ -138,8 +139,13 @@ function target(kind: Kind, victim: Session, serverApp: string): string {
       return `${victim.sessionArena.name}.d0`; // the first data segment: the channel rings live there
     case 'app-header':
       return `${victim.appArena.name}.h`;
-    case 'ledger':
-      return formatResourceName({ kind: 'lg', serverApp, creator: selfIdentity(), clientApp: null, session: null, part: 'q' });
+    case 'ledger': {
+      // This process's ledger of the app: its name ends in a nonce, so find it by what comes before.
+      const prefix = creatorPrefix({ kind: 'lg', serverApp, creator: selfIdentity(), clientApp: null, session: null });
+      const found = readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
+      if (found.length !== 1) throw new Error(`expected one ledger ${prefix}*, found ${found.length}`);
+      return found[0]!;
+    }
   }
 }
 
