@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatResourceName } from '../../src/index.js';
@@ -7,18 +7,8 @@ import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { repoRoot } from '../helpers/child.js';
 import { uniqueApp } from '../helpers/names.js';
 import { parseCommandLine, UsageError } from '../../src/cli/usage.js';
-
-/** The same, as a promise: the usage checks below run side by side (each start compiles the CLI with tsx). */
-function shmxAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
-    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+// The usage checks below run side by side (each start compiles the CLI with tsx): the async runner.
+import { shmx as shmxAsync } from '../control/helpers.js';
 
 function shmx(...args: string[]) {
   return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: repoRoot, encoding: 'utf8' });
@@ -80,7 +70,7 @@ describe('shmx command line', () => {
 
   it('a usage error exits 2 with the reason and the usage on stderr', async () => {
     const cases = [['sweep', '--dry-run', 'extra-arg'], ['ls', '--server-app', 'Bad Name!'], ['frobnicate']];
-    const results = await Promise.all(cases.map((args) => shmxAsync(...args)));
+    const results = await Promise.all(cases.map((args) => shmxAsync(args)));
     for (const r of results) {
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/^shmx: .+\n\nusage: shmx/);
