@@ -227,6 +227,17 @@ export class Peer {
     return this.request('cpu');
   }
 
+  /** SIGKILL, then waits for the exit (what a crash looks like to the other side). */
+  async kill(): Promise<void> {
+    const child = this.process;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+    children.delete(child);
+  }
+
   /** Graceful: the role closes what it holds and the process exits; SIGKILL after `ms`. Throws on a bad exit. */
   async stop(ms = 10_000): Promise<void> {
     const child = this.process;

@@ -1,11 +1,12 @@
 /**
  * A peer process of the suite: `node peer.js <role> <config JSON>`. A role is a path of paths.ts (`path:<id>`)
- * or a role of a suite (sessions.ts, arena.ts). It tells the bench 'ready' over IPC, answers numbered commands —
+ * or a role of a suite (sessions.ts, arena.ts, death.ts). It tells the bench 'ready' over IPC, answers numbered commands —
  * its own (`cpu`, `stop`) and the role's — and on `stop` closes what the role holds and exits.
  */
 import { isControl, type Command, type Reply } from './harness.js';
 import { pathById, type Served } from './paths.js';
 import { ARENA_ROLES } from './suites/arena.js';
+import { DEATH_ROLES } from './suites/death.js';
 import { SESSION_ROLES } from './suites/sessions.js';
 
 /** Handlers of a role's own commands. */
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
     if (!path.serve) throw new Error(`path ${path.id} has no peer side`);
     served = await path.serve(config);
   } else {
-    const make = { ...SESSION_ROLES, ...ARENA_ROLES }[role!];
+    const make = { ...SESSION_ROLES, ...ARENA_ROLES, ...DEATH_ROLES }[role!];
     if (!make) throw new Error(`unknown role ${role}`);
     served = await make(config);
   }

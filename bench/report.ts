@@ -83,6 +83,10 @@ function targetsTable(r: Results): string {
     rows.push(['session open (connect → open, both sides)', '≤ 1 ms median', `${fmt(o.both.median / 1000)} ms (${ratio(o.toNet)} a fresh \`net\` connect + round trip)`, verdict(o.both.median <= 1000)]);
     if (h.idle) rows.push([`idle: ${h.idle.state}`, '< 0.1 % of a core', `server ${fmt(h.idle.serverPct, 2)} %, client ${fmt(h.idle.clientPct, 2)} %`, verdict(Math.max(h.idle.serverPct, h.idle.clientPct) < 0.1)]);
   }
+  if (r.death) {
+    const d = r.death;
+    rows.push(['peer death: SIGKILL → `\'hosed\'`, idle server', 'p99 ≤ 10 ms', `median ${fmt(d.hosed.median / 1000)} ms, p99 ${fmt(d.hosed.p99 / 1000)} ms (${ratio(d.toNet)} a \`net\` socket's EOF)`, verdict(d.hosed.p99 <= 10_000)]);
+  }
   if (r.sweep) rows.push([`sweep of ${r.sweep.objects} stale objects`, '—', `${fmt(r.sweep.sweepMs)} ms (${fmt((r.sweep.sweepMs * 1000) / r.sweep.objects)} µs each)`, '—']);
   return markdownTable(['measure', 'target (design brief)', 'this run', ''], rows);
 }
@@ -278,6 +282,25 @@ function otherSections(r: Results): string[] {
     );
     out.push(`Idle: a server peer and a client peer, default keep-alive; \`process.cpuUsage()\` of each over ${s.options.windowSeconds} s after ${s.options.settleSeconds} s to settle:`, '');
     out.push(markdownTable(['state', 'server, % of a core', 'client, % of a core'], s.idle.map((x) => [x.state, fmt(x.serverPct, 2), fmt(x.clientPct, 2)])), '');
+  }
+  if (r.death) {
+    const d = r.death;
+    out.push('### Peer death detection', '');
+    out.push(
+      `${d.options.trials} trials: a fresh client process opens a session with a server in the bench process (idle) and a plain \`net\` ` +
+        `connection to it; the bench SIGKILLs the client and times, from the kill, the server's \`'hosed'\` (reason \`peer-crashed\`) and ` +
+        `the \`net\` socket's EOF — the kernel's own notice of the death, the floor. Both arrive when the kernel closes the dead process's ` +
+        `descriptors, after it has torn down its memory (every arena mapping).`,
+      '',
+    );
+    out.push(
+      markdownTable(['measure', 'median', 'p99', 'max'], [
+        ["SIGKILL → `'hosed'`", `${fmt(d.hosed.median / 1000)} ms`, `${fmt(d.hosed.p99 / 1000)} ms`, `${fmt(d.hosed.max / 1000)} ms`],
+        ['SIGKILL → `net` EOF (floor)', `${fmt(d.net.median / 1000)} ms`, `${fmt(d.net.p99 / 1000)} ms`, `${fmt(d.net.max / 1000)} ms`],
+        ['per-trial ratio, median', ratio(d.toNet), '', ''],
+      ]),
+      '',
+    );
   }
   if (r.sweep) {
     const w = r.sweep;

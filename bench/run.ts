@@ -21,6 +21,7 @@ import { PATHS } from './paths.js';
 import { writeReport } from './report.js';
 import { runArena, type ArenaResult } from './suites/arena.js';
 import { runCpu, type CpuResult } from './suites/cpu.js';
+import { runDeath, type DeathResult } from './suites/death.js';
 import { dropPayloads, runRoundTrips, type RttResult } from './suites/rtt.js';
 import { runSessions, type SessionResult } from './suites/sessions.js';
 import { runSweep, type SweepResult } from './suites/sweep.js';
@@ -38,6 +39,7 @@ export interface Results {
   cpu?: CpuResult;
   arena?: ArenaResult;
   sessions?: SessionResult;
+  death?: DeathResult;
   sweep?: SweepResult;
   failures: string[];
   notes: string[];
@@ -51,6 +53,7 @@ const PROFILES = {
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 2 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32, growBytes: 1024 * MiB },
     sessions: { opens: 300, warmup: 30, sessions: 100, settleSeconds: 5, windowSeconds: 10 },
+    death: { trials: 200 },
     sweep: 10_000,
     stallMs: 180_000,
   },
@@ -60,6 +63,7 @@ const PROFILES = {
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32, growBytes: 256 * MiB },
     sessions: { opens: 50, warmup: 10, sessions: 100, settleSeconds: 1, windowSeconds: 2 },
+    death: { trials: 30 },
     sweep: 10_000,
     stallMs: 60_000,
   },
@@ -69,12 +73,13 @@ const PROFILES = {
     cpu: { rates: [1_000], seconds: 0.2, blocks: 1 },
     arena: { sizes: [16, 4096], batches: 20, batch: 32, growBytes: 16 * MiB },
     sessions: { opens: 3, warmup: 1, sessions: 3, settleSeconds: 0, windowSeconds: 0.2 },
+    death: { trials: 2 },
     sweep: 100,
     stallMs: 30_000,
   },
 };
 
-const SUITES = ['rtt', 'throughput', 'cpu', 'arena', 'sessions', 'sweep'] as const;
+const SUITES = ['rtt', 'throughput', 'cpu', 'arena', 'sessions', 'death', 'sweep'] as const;
 type Suite = (typeof SUITES)[number];
 
 function flag(name: string): boolean {
@@ -147,6 +152,10 @@ async function main(): Promise<number> {
     if (only.includes('sessions')) {
       step('session open, idle sessions');
       results.sessions = await runSessions(p.sessions, checks);
+    }
+    if (only.includes('death')) {
+      step('peer death detection');
+      results.death = await runDeath(p.death, checks);
     }
     if (only.includes('sweep')) {
       step('sweep of stale objects');
