@@ -154,6 +154,27 @@ export const silentLogger = {
   child: () => silentLogger,
 } as never;
 
+/** Values keyed by a number (a session number), each taken once: at once when already put, else when it is. */
+export class Keyed<T> {
+  private readonly values = new Map<number, T>();
+  private readonly waiters = new Map<number, (v: T) => void>();
+  put(n: number, v: T): void {
+    const w = this.waiters.get(n);
+    if (w) {
+      this.waiters.delete(n);
+      w(v);
+    } else this.values.set(n, v);
+  }
+  take(n: number): Promise<T> {
+    if (this.values.has(n)) {
+      const v = this.values.get(n)!;
+      this.values.delete(n);
+      return Promise.resolve(v);
+    }
+    return new Promise((resolve) => this.waiters.set(n, resolve));
+  }
+}
+
 // ------------------------------------------------------------------------------------------------- a peer
 
 const PEER_SCRIPT = fileURLToPath(new URL('./peer.js', import.meta.url));

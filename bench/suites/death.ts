@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { ClientSession, SessionServer, Universe, type Session } from '../../dist/index.js';
 import type { Checks } from '../checks.js';
 import { heartbeat } from '../checks.js';
-import { newApps, Peer, progress, runDir, silentLogger, uniqueName } from '../harness.js';
+import { Keyed, newApps, Peer, progress, runDir, silentLogger, uniqueName } from '../harness.js';
 import type { RoleServed } from '../peer.js';
 import { median, Recorder, type Summary } from '../stats.js';
 
@@ -61,27 +61,6 @@ export interface DeathResult {
   net: Summary;
   /** Median of the per-trial ratios hosed / net EOF. */
   toNet: number;
-}
-
-/** Values keyed by session number, each taken once (the server's session and the bench's net connection). */
-class Keyed<T> {
-  private readonly values = new Map<number, T>();
-  private readonly waiters = new Map<number, (v: T) => void>();
-  put(n: number, v: T): void {
-    const w = this.waiters.get(n);
-    if (w) {
-      this.waiters.delete(n);
-      w(v);
-    } else this.values.set(n, v);
-  }
-  take(n: number): Promise<T> {
-    const v = this.values.get(n);
-    if (v !== undefined) {
-      this.values.delete(n);
-      return Promise.resolve(v);
-    }
-    return new Promise((resolve) => this.waiters.set(n, resolve));
-  }
 }
 
 export async function runDeath(o: DeathOptions, checks: Checks): Promise<DeathResult> {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { ClientSession, SessionServer, Universe, type Channel, type Session } from '../../dist/index.js';
 import type { Checks } from '../checks.js';
 import { heartbeat } from '../checks.js';
-import { newApps, Peer, progress, runDir, uniqueName } from '../harness.js';
+import { Keyed, newApps, Peer, progress, runDir, uniqueName } from '../harness.js';
 import type { Commands, RoleServed } from '../peer.js';
 import { median, Recorder, type Summary } from '../stats.js';
 
@@ -27,32 +27,11 @@ interface AppsConfig {
   netPath?: string;
 }
 
-/** Values keyed by session number, each taken once: at once when already put, else when it is. */
-class Events<T> {
-  private readonly values = new Map<number, T>();
-  private readonly waiters = new Map<number, (v: T) => void>();
-  put(n: number, v: T): void {
-    const w = this.waiters.get(n);
-    if (w) {
-      this.waiters.delete(n);
-      w(v);
-    } else this.values.set(n, v);
-  }
-  take(n: number): Promise<T> {
-    if (this.values.has(n)) {
-      const v = this.values.get(n)!;
-      this.values.delete(n);
-      return Promise.resolve(v);
-    }
-    return new Promise((resolve) => this.waiters.set(n, resolve));
-  }
-}
-
 /** A SessionServer (default settings) that reports when sessions open and close, and a `net` echo server. */
 async function sessionServer(config: AppsConfig): Promise<RoleServed> {
   const server = await SessionServer.start({ universe: new Universe(config.definition), serverApp: config.serverApp });
-  const opened = new Events<string>();
-  const closed = new Events<string>();
+  const opened = new Keyed<string>();
+  const closed = new Keyed<string>();
   server.on('session', (session: Session) => {
     opened.put(session.number, process.hrtime.bigint().toString()); // first thing: open on this side now
     session.on('channel', () => {});
