@@ -4,6 +4,7 @@
  * else still goes to the handler that was there before ours (the default action, or ASAN's under test:asan).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,9 @@ import { root, trackCreated } from './helpers.js';
 
 const created = trackCreated();
 const epoch = new Int32Array(native.segmentFaultEpoch);
-const addon = process.env.SHMX_ADDON ?? join(root, 'build', 'Release', 'shmx.node');
+// The binary this process loaded, by the loader's own rule (build/Release, else the matching prebuild: CI
+// installs no build from source).
+const addon = process.env.SHMX_ADDON ?? (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(root);
 const underAsan = (process.env.LD_PRELOAD ?? '').includes('libasan');
 
 /** Shrinks a segment from another process (coreutils `truncate`), as a hostile peer would. */
