@@ -28,7 +28,7 @@ function start(mode: string): { child: Child; serverApp: string; runDirectory: s
     env: { ...process.env, SHMX_EXIT_CLEANUP: 'on' },
   });
   children.push(child);
-  return { child, serverApp, runDirectory: definition.servers[0]!.runDirectory };
+  return { child, serverApp, runDirectory: definition.servers[0]!.runDirectory! };
 }
 
 /** Segments, queues and run-directory files of one server app. */
