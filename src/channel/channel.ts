@@ -114,6 +114,13 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     if (diag.channelOpen.hasSubscribers) diag.channelOpen.publish(this.diagnosticsRef());
   }
 
+  // ── extras (issue 11 item 6) ──
+  /** @internal The session arena: typed channels (src/codec) put large values in its blocks. */
+  get arenaForCodecs(): ChannelHost['sessionArenaForChannels'] {
+    return this.link.host.sessionArenaForChannels;
+  }
+  // ── end extras ──
+
   /** `open` until closed. */
   get state(): 'open' | 'closed' {
     return this.closeReason === undefined ? 'open' : 'closed';
