@@ -66,6 +66,7 @@ const ITERATOR_BUFFER = 256;
 /** Messages delivered per turn before yielding to the event loop. */
 export const DELIVERY_BATCH = 512;
 
+/** An ordered, lossless, two-way message stream of a session (`session.openChannel`, the `'channel'` event). */
 export class Channel extends EventEmitter<ChannelEvents> implements SessionChild {
   /** Unique within its session. */
   readonly id: number;

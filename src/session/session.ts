@@ -104,6 +104,7 @@ export interface SessionEvents {
   close: [reason: CloseReason];
 }
 
+/** An open session, the same on both sides: arenas, channels, peer facts, close. */
 export class Session extends EventEmitter<SessionEvents> {
   /** Stable id: `<serverApp>.<serverPid>.<session number>`. */
   readonly id: string;
