@@ -55,7 +55,9 @@ export function armExitCleanup(): void {
   }
   // 'exit' also fires after an uncaught exception or unhandled rejection (exit code 1): one hook covers both.
   process.on('exit', runQuietly);
-  if (mode === 'on') for (const signal of CLEANUP_SIGNALS) process.on(signal, onSignal);
+  // First in line: an app's `once` listener registered before us removes itself before it runs, so a listener
+  // of ours behind it would count no app handler and kill the process under the app's graceful shutdown.
+  if (mode === 'on') for (const signal of CLEANUP_SIGNALS) process.prependListener(signal, onSignal);
 }
 
 /** Registers a file this process made and alone removes; returns the function that forgets it again (call it

@@ -70,8 +70,8 @@ describe('exit-time cleanup', () => {
     expect(leftOf(serverApp, runDirectory)).toEqual([]);
   });
 
-  it('an app with its own SIGTERM handler keeps its behaviour: shmx removes nothing, the process lives on', async () => {
-    const { child, serverApp, runDirectory } = start('own-handler');
+  it.each(['own-handler', 'own-once-first'])('an app with its own SIGTERM handler keeps its behaviour: shmx removes nothing, the process lives on (%s)', async (mode) => {
+    const { child, serverApp, runDirectory } = start(mode);
     await child.waitFor((e) => e.event === 'ready');
     const before = leftOf(serverApp, runDirectory).sort();
     child.process.kill('SIGTERM');
