@@ -10,7 +10,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     // Children inherit this: tests assert on behaviour, not on log lines.
-    env: { SHMX_LOG_LEVEL: process.env.SHMX_LOG_LEVEL ?? 'silent', [RUN_TAG_ENV]: runTag },
+    // SHMX_EXIT_CLEANUP off: a worker's exit must not remove what a test leaked before the leak gate looks
+    // (test/cleanup/exit-cleanup.test.ts turns it on in its children).
+    env: { SHMX_LOG_LEVEL: process.env.SHMX_LOG_LEVEL ?? 'silent', [RUN_TAG_ENV]: runTag, SHMX_EXIT_CLEANUP: 'off' },
     // Deadlines for "never", not measures of speed: on a loaded 2-core machine a child under tsx can take half a
     // minute to boot (see DEFAULT_WAIT_MS in test/helpers/child.ts).
     testTimeout: 120_000,

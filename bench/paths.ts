@@ -14,6 +14,10 @@ import { Worker } from 'node:worker_threads';
 
 import { ClientSession, SessionServer, Universe, type Block, type Channel, type Message, type Session } from '../dist/index.js';
 import { native } from '../dist/native.js';
+// ── extras: codec rows ──
+import { Packr } from 'msgpackr';
+import { msgpackCodec, typed, type TypedChannel } from '../dist/index.js';
+// ── end extras ──
 import { Checksum, checksum, decodeReply, encodeReply } from './checksum.js';
 import { newApps, rawQueueName, rawSegment, removeRawQueue, runDir, uniqueName, type Peer } from './harness.js';
 
@@ -740,6 +744,146 @@ const readFloor: Path = {
   },
 };
 
+// ------------------------------------------------------------------------- structured messages (codecs)
+// ── extras (issue 11 item 6): an object of 20 fields, round trip, through a codec on each side ──
+// The receiver decodes the whole object and answers with it, encoded again; the bench decodes the answer. The
+// object carries the payload's checksum and length, so the suite's check of every answer holds through both
+// codecs. Measured at the smallest payload size only (`maxSize`): the payload itself does not travel.
+
+/** An order of 20 fields: numbers, strings, a boolean, a Date, a small array — a typical service message. */
+function orderOf(payload: Payload): Record<string, unknown> {
+  return {
+    id: 184_467, account: 'ACC-000193', symbol: 'ACME', venue: 'XNAS', side: 'buy', type: 'limit', tif: 'day',
+    qty: 1500, filled: 300, price: 187.25, stop: 0, notional: 280_875.5, currency: 'USD', urgent: false,
+    tags: ['algo', 'vwap'], at: new Date(1_733_190_000_000), trader: 'jdoe', note: 'rebalance Q4',
+    sum: payload.sum, length: payload.size,
+  };
+}
+
+const codecOrders = new WeakMap<Payload, Record<string, unknown>>();
+const orderFor = (payload: Payload) => {
+  let o = codecOrders.get(payload);
+  if (o === undefined) codecOrders.set(payload, (o = orderOf(payload)));
+  return o;
+};
+const answerOf = (o: unknown): Answer => {
+  const r = o as { sum: number; length: number };
+  return { sum: r.sum, length: r.length };
+};
+
+async function serveShmxCodec(config: ShmxConfig): Promise<Served> {
+  const server = await SessionServer.start({ universe: new Universe(config.definition), serverApp: config.serverApp });
+  server.on('session', (session: Session) => session.on('channel', (channel: Channel) => {
+    const t = typed(channel, msgpackCodec());
+    t.on('message', (m) => {
+      if (!m.reply(m.value)) void m.replyAsync(m.value).catch(() => {});
+    });
+  }));
+  return { close: () => server.close() };
+}
+
+const codecShmxPath: Path = {
+  id: 'codec-shmx',
+  label: 'object of 20 fields: shmx typed channel, msgpack codec (shm, default settings)',
+  group: 'shmx',
+  maxSize: 64,
+  serve: (config: ShmxConfig) => serveShmxCodec(config),
+  async connect(start) {
+    const apps = newApps();
+    const peer = await start({ ...apps } satisfies ShmxConfig);
+    const session = await ClientSession.connect({ universe: new Universe(apps.definition), clientApp: apps.clientApp, serverApp: apps.serverApp });
+    const channel: TypedChannel = await session.openChannel({ codec: msgpackCodec() });
+    return {
+      peer,
+      roundTrip: (payload) => channel.request(orderFor(payload)).then((m) => answerOf(m.value)),
+      async close() {
+        channel.close();
+        await session.close();
+        await peer.stop();
+      },
+    };
+  },
+};
+
+/** A length-prefixed stream of encoded objects over a Unix socket: `encode`/`decode` are JSON's or msgpackr's. */
+interface StreamCodec {
+  encode(o: unknown): Buffer;
+  decode(b: Buffer): unknown;
+}
+
+function streamCodec(kind: 'json' | 'msgpack'): StreamCodec {
+  if (kind === 'json') return { encode: (o) => Buffer.from(JSON.stringify(o)), decode: (b) => JSON.parse(b.toString()) as unknown };
+  const packr = new Packr({ useRecords: false, moreTypes: true });
+  return { encode: (o) => packr.pack(o), decode: (b) => packr.unpack(b) as unknown };
+}
+
+/** Calls `onFrame` with each length-prefixed frame of a socket's byte stream. */
+function readFrames(socket: net.Socket, onFrame: (frame: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : (chunk as Buffer);
+    while (pending.length >= 4) {
+      const n = pending.readUInt32LE(0);
+      if (pending.length < 4 + n) return;
+      onFrame(pending.subarray(4, 4 + n));
+      pending = pending.subarray(4 + n);
+    }
+  });
+}
+
+function writeFrame(socket: net.Socket, body: Buffer): void {
+  const h = Buffer.allocUnsafe(4);
+  h.writeUInt32LE(body.length, 0);
+  socket.cork();
+  socket.write(h);
+  socket.write(body);
+  socket.uncork();
+}
+
+function codecNetPath(kind: 'json' | 'msgpack'): Path {
+  return {
+    id: `codec-net-${kind}`,
+    label: `object of 20 fields: Node \`net\`, Unix socket, ${kind === 'json' ? 'JSON' : 'msgpackr'}`,
+    group: 'node',
+    maxSize: 64,
+    serve: (config: { socketPath: string }) => {
+      const c = streamCodec(kind);
+      const server = net.createServer((socket) => {
+        socket.setNoDelay(true);
+        socket.on('error', () => {});
+        readFrames(socket, (frame) => writeFrame(socket, c.encode(c.decode(frame))));
+      });
+      return new Promise((resolve) =>
+        server.listen(config.socketPath, () => resolve({ close: () => new Promise<void>((r) => server.close(() => r())) })),
+      );
+    },
+    async connect(start) {
+      const c = streamCodec(kind);
+      const socketPath = join(runDir(), `${uniqueName('c')}.sock`);
+      const peer = await start({ socketPath });
+      const socket = net.connect(socketPath);
+      await once(socket, 'connect');
+      socket.setNoDelay(true);
+      const replies = new InOrder();
+      readFrames(socket, (frame) => replies.answer(answerOf(c.decode(frame))));
+      return {
+        peer,
+        roundTrip(payload) {
+          const answer = replies.next();
+          writeFrame(socket, c.encode(orderFor(payload)));
+          return answer;
+        },
+        async close() {
+          socket.end();
+          await once(socket, 'close');
+          await peer.stop();
+        },
+      };
+    },
+  };
+}
+// ── end extras ──
+
 // ---------------------------------------------------------------------------------------------- table
 
 /** Every path, in the order of the tables. */
@@ -763,6 +907,11 @@ export const PATHS: Path[] = [
   futexFloor,
   mqFloor,
   readFloor,
+  // ── extras: codec rows ──
+  codecShmxPath,
+  codecNetPath('json'),
+  codecNetPath('msgpack'),
+  // ── end extras ──
 ];
 
 export function pathById(id: string): Path {

@@ -19,6 +19,7 @@ export type CloseReason =
   /** A limit was exceeded (too many consecutive errors; a peer past a quota it knew — src/session/quotas.ts). */
   | 'limit-exceeded';
 
+/** Every close reason, in a fixed order (metrics label them). */
 export const CLOSE_REASONS: readonly CloseReason[] = [
   'local-close',
   'peer-closed',

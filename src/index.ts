@@ -25,3 +25,9 @@ export type {
   DiagnosticsRequest, DiagnosticsSweep,
 } from './diagnostics.js';
 export type { ChannelCounters } from './channel/channel.js';
+// ── extras (issue 11 items 6, 7): reconnect and codecs ──────────────────────────────────────────────────────
+export { reconnecting, Reconnecting } from './session/reconnect.js';
+export type { RetryOptions, RetryInfo, ReconnectingOptions, ReconnectingEvents } from './session/reconnect.js';
+export { msgpackCodec, rawCodec, typed, TypedChannel, TypedMessage, LARGE_VALUE_BYTES } from './codec/index.js';
+export type { Codec, MsgpackOptions, TypedChannelEvents } from './codec/index.js';
+// ── end extras ──────────────────────────────────────────────────────────────────────────────────────────────

@@ -66,6 +66,7 @@ const ITERATOR_BUFFER = 256;
 /** Messages delivered per turn before yielding to the event loop. */
 export const DELIVERY_BATCH = 512;
 
+/** An ordered, lossless, two-way message stream of a session (`session.openChannel`, the `'channel'` event). */
 export class Channel extends EventEmitter<ChannelEvents> implements SessionChild {
   /** Unique within its session. */
   readonly id: number;
@@ -113,6 +114,13 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     });
     if (diag.channelOpen.hasSubscribers) diag.channelOpen.publish(this.diagnosticsRef());
   }
+
+  // ── extras (issue 11 item 6) ──
+  /** @internal The session arena: typed channels (src/codec) put large values in its blocks. */
+  get arenaForCodecs(): ChannelHost['sessionArenaForChannels'] {
+    return this.link.host.sessionArenaForChannels;
+  }
+  // ── end extras ──
 
   /** `open` until closed. */
   get state(): 'open' | 'closed' {

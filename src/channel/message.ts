@@ -10,6 +10,7 @@ export interface Replier {
   replyQueued(requestId: number, data: Uint8Array | Block): Promise<void>;
 }
 
+/** A received message (see the file comment: copied bytes, or a view of a block sent by handle). */
 export class Message {
   /** The payload. For a block message, a view into shared memory valid until {@link release}. */
   readonly bytes: Uint8Array;

@@ -4,7 +4,7 @@
 import type { MqChannelOptions } from './mq-transport.js';
 import type { TransportKind } from './transport.js';
 
-/** Options of {@link ChannelMux.open} (and `session.openChannel`). */
+/** Options of `session.openChannel`. */
 export interface OpenChannelOptions {
   /** Anything JSON-serialisable: tells the peer what the channel is for. */
   metadata?: unknown;

@@ -177,7 +177,7 @@ interface WorkerChannelEvents {
   close: [reason: CloseReason];
 }
 
-/** The Worker's end of a bridged channel. Construct it with the port from {@link bridgeToWorker}. */
+/** The Worker's end of a bridged channel. Construct it with the port from `session.channelToWorker(channel)`. */
 export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private readonly pending = new Map<number, { resolve: (v: WorkerMessage | undefined) => void; reject: (e: Error) => void }>();
   private readonly arenas = new Map<keyof BridgeArenas, Arena>();

@@ -15,6 +15,7 @@
 import { faultedSegment, noticeSegmentFaults, segmentTruncated, watchSegments } from '../arena/truncation.js';
 import { defaultLogger } from '../log.js';
 import { native, type MqOpenOptions, type NativeMessageQueue } from '../native.js';
+import { armExitCleanup } from './exit-cleanup.js';
 import { createWithFreshNonce, formatResourceName } from './names.js';
 import { selfIdentity } from './liveness.js';
 
@@ -94,6 +95,7 @@ export class Ledger {
       ledger.words[0] = MAGIC;
       ledger.words[1] = CAPACITY;
       Ledger.mine.set(serverApp, ledger);
+      armExitCleanup(); // exit-cleanup.ts: this ledger and its queues go when this process ends (not by SIGKILL)
     }
     return ledger;
   }

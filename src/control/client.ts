@@ -79,6 +79,7 @@ export class ControlClient {
     this.socket.write(data);
   }
 
+  /** Closes the connection. */
   close(): void {
     this.socket.end();
     this.socket.destroy();

@@ -11,6 +11,7 @@ import { ServerMetrics } from './metrics.js';
 import { controlSocketPath } from './protocol.js';
 import type { ControlTarget } from './target.js';
 
+/** Options of a server's operations: its control socket and metrics (docs/operations.md). */
 export interface OperationsOptions {
   /** The control socket: on by default; `false` turns it off. */
   control?: boolean | ControlSocketOptions;

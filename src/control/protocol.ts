@@ -19,6 +19,7 @@ export const MAX_REQUEST_DEPTH = 32;
 
 /** Commands the control socket understands. */
 export const CONTROL_COMMANDS = ['status', 'sessions', 'session', 'arenas', 'resources', 'close', 'sweep', 'metrics'] as const;
+/** One command of the control socket. */
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
 
 /** Error codes of control responses. */
@@ -44,19 +45,23 @@ export type ControlErrorCode =
   /** The command failed inside the server. */
   | 'EINTERNAL';
 
+/** The id a request carries and its response echoes. */
 export type RequestId = string | number;
 
+/** A request on the control socket: one JSON line. */
 export interface ControlRequest {
   id: RequestId;
   command: ControlCommand;
   args: Record<string, unknown>;
 }
 
+/** The error of a failed request. */
 export interface ControlError {
   code: ControlErrorCode | string;
   message: string;
 }
 
+/** The answer to a request: its result, or an error. */
 export type ControlResponse =
   | { id: RequestId | null; result: unknown; error?: undefined }
   | { id: RequestId | null; error: ControlError; result?: undefined };

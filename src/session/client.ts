@@ -25,6 +25,7 @@ import {
   type Welcome,
 } from './protocol.js';
 import { checkClientQuotaOptions, clientQuotaPolicy, ceilingGuard, type ClientQuotaOptions } from './quotas.js';
+import { resolveRetryOptions, withRetry, type RetryOptions } from './reconnect.js';
 import { belongsTo } from './scope-names.js';
 import { Session } from './session.js';
 import { createWakeup, sessionParts } from './session-parts.js';
@@ -54,6 +55,10 @@ export interface ConnectOptions {
   /** Limits against a greedy or hostile server (channels it may open here); see {@link ClientQuotaOptions}. */
   quotas?: ClientQuotaOptions;
   logger?: Logger;
+  /** Wait for the server instead of failing fast: attempts again, with back-off, while the connect fails with
+   *  `ENOSERVER` (and the other codes of {@link RetryOptions.retryOn}), within bounds (default 30 s in all);
+   *  `signal` aborts the wait. See reconnect.ts. `timeoutMs` is per attempt. */
+  retry?: RetryOptions;
 }
 
 /** The client side of sessions. */
@@ -71,6 +76,12 @@ export class ClientSession {
    */
   static connect(options: ConnectOptions): Promise<Session> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    // reconnect.ts: `retry` runs this very connect (without `retry`) until it succeeds or a bound is reached.
+    if (options.retry !== undefined) {
+      const { retry, ...once } = options;
+      const resolved = resolveRetryOptions(retry);
+      return withRetry(resolved, options.signal, () => ClientSession.connect(once));
+    }
     const { universe, clientApp, serverApp } = options;
     universe.app(clientApp);
     const socketPath = universe.socketPath(serverApp);

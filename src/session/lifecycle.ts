@@ -14,6 +14,7 @@ import type { CloseReason } from '../close-reason.js';
 
 export { CLOSE_REASONS, isCloseReason, type CloseReason } from '../close-reason.js';
 
+/** Where a session is in its life (`connecting` and `handshaking` are never seen by the app). */
 export type SessionState = 'open' | 'closing' | 'closed' | 'faulted';
 
 const ALLOWED: Record<SessionState, readonly SessionState[]> = {

@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Arena } from '../arena/index.js';
 import { resolveChannelSettings, type ChannelSettings } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
+import { removeFileAtExit } from '../cleanup/exit-cleanup.js';
 import { createWithFreshNonce } from '../cleanup/names.js';
 import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
@@ -18,7 +19,7 @@ import type { ServerInspection } from '../control/target.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
-import { acquireInstanceLock } from './instance-lock.js';
+import { acquireInstanceLock, instanceLockPath } from './instance-lock.js';
 import { encodeJsonFrame, FrameType, type Refusal } from './protocol.js';
 import { prepareRunDirectory, runDirectoryMode } from './run-directory.js';
 import { appScopePrefix, arenaName, scopeOfArena } from './scope-names.js';
@@ -119,6 +120,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private closing: Promise<void> | undefined;
   private readonly quota: ServerQuotas; // quotas.ts
   private operations: Operations | undefined;
+  /** exit-cleanup.ts: forgets the files registered for removal at exit (this server removes them itself). */
+  private readonly forgetAtExit: Array<() => void> = [];
   private readonly startedAt = Date.now();
 
   private constructor(options: SessionServerOptions) {
@@ -201,6 +204,8 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const def = this.options.universe.server(this.serverApp);
     prepareRunDirectory(def.runDirectory, runDirectoryMode(def.permissions));
     this.lock = acquireInstanceLock(def.runDirectory, this.serverApp);
+    // exit-cleanup.ts: if this process ends before close(), its files go with it (and its arenas, by name).
+    this.forgetAtExit.push(removeFileAtExit(instanceLockPath(def.runDirectory, this.serverApp)), removeFileAtExit(this.socketPath));
     const report = sweepStale({ serverApp: this.serverApp, logger: this.logger });
     if (report.removed.length > 0) {
       this.logger.info({ removed: report.removed.map((r) => r.name) }, 'removed a crashed predecessor\'s objects');
@@ -218,6 +223,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
     this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
+    if (this.operations.controlSocketPath !== undefined) this.forgetAtExit.push(removeFileAtExit(this.operations.controlSocketPath));
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
     this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
@@ -388,6 +394,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     await this.operations?.close();
     await stopped;
     this.lock?.release();
+    for (const forget of this.forgetAtExit.splice(0)) forget();
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });
     this.logger.info('session server closed');
     this.emit('close');

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
 import type { Arena } from '../arena/index.js';
+import { checkCodec, typed, type Codec, type TypedChannel } from '../codec/index.js'; // extras: typed channels
 import { bridgeToWorker, ChannelMux, type Channel, type ChannelSettings, type MuxHost, type OpenChannelOptions, type SessionChild, type Wakeup } from '../channel/index.js';
 import { selfIdentity } from '../cleanup/liveness.js';
 import { whenDead } from '../cleanup/liveness.js';
@@ -103,6 +104,7 @@ export interface SessionEvents {
   close: [reason: CloseReason];
 }
 
+/** An open session, the same on both sides: arenas, channels, peer facts, close. */
 export class Session extends EventEmitter<SessionEvents> {
   /** Stable id: `<serverApp>.<serverPid>.<session number>`. */
   readonly id: string;
@@ -205,7 +207,18 @@ export class Session extends EventEmitter<SessionEvents> {
    * Opens a channel to the peer; resolves when the peer accepted it (its `'channel'` listener received it).
    * Transports: `shm` (default, shared-memory rings), `mq` (POSIX queues), `socket` (this session's socket).
    */
-  openChannel(options: OpenChannelOptions = {}): Promise<Channel> {
+  openChannel(options?: OpenChannelOptions): Promise<Channel>;
+  // ── extras (issue 11 item 6): typed channels ──
+  /** With a `codec`: a {@link TypedChannel} whose `send`/`request` take values (the peer wraps its side with
+   *  `typed(channel, codec)`, same codec). */
+  openChannel<Out = unknown, In = Out>(options: OpenChannelOptions & { codec: Codec<unknown> | Codec<Out | In> }): Promise<TypedChannel<Out, In>>;
+  openChannel(options: OpenChannelOptions & { codec?: Codec<unknown> } = {}): Promise<Channel | TypedChannel> {
+    if (options.codec !== undefined) {
+      const { codec, ...rest } = options;
+      checkCodec(codec); // before anything is opened
+      return this.openChannel(rest).then((channel) => typed(channel, codec));
+    }
+    // ── end extras ──
     this.assertUsable();
     return this.mux.open(options);
   }
