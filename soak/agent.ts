@@ -19,6 +19,8 @@ type Block = import('../src/index.js').Block;
 type TransportKind = import('../src/index.js').TransportKind;
 
 const lib = (await import(process.env.SHMX_SOAK_LIB ?? new URL('../src/index.ts', import.meta.url).href)) as Lib;
+// The flood's pieces (flood-parts.ts imports only types, so it loads beside either build; the pool says where).
+const flood = (await import(process.env.SHMX_SOAK_FLOOD ?? new URL('./flood-parts.ts', import.meta.url).href)) as typeof import('./flood-parts.js');
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 function out(event: string, fields: Record<string, unknown> = {}): void {
@@ -61,8 +63,13 @@ function track(session: Session): void {
   session.on('channel', (channel) => serveChannel(channel));
 }
 
-/** Checks the sequence of what arrives; streams back when the opener asked for an echo. */
+/** Checks the sequence of what arrives; streams back when the opener asked for an echo; consumes a flood. */
 function serveChannel(channel: Channel): void {
+  const flooding = channel.metadata as Partial<import('./flood-parts.js').FloodMetadata> | undefined;
+  if (flooding?.flood === true) {
+    flood.floodConsumer(channel, { pauseEvery: flooding.pauseEvery ?? 0, pauseMicros: flooding.pauseMicros ?? 0 }, flood.FLOOD_DEFAULTS.stallMs);
+    return;
+  }
   checkSequence(channel);
   const meta = channel.metadata as { echo?: boolean } | undefined;
   if (meta?.echo === true) void stream(channel);
@@ -276,6 +283,26 @@ commands.on('line', (line) => {
           }
           checkSequence(channel);
           void stream(channel, () => out('transferring', { channel: channel.id, transport: channel.transport }));
+          break;
+        }
+        case 'flood': {
+          // Flood runs one after the other, each on a fresh channel (flood-parts.ts): 'flood-run' after each,
+          // an 'error' with `stall: true` for a flood that never got its 'drain' (which ends the series).
+          const s = current;
+          if (s === undefined) throw new Error('no session');
+          const settings = { ...flood.FLOOD_DEFAULTS, pauseEvery: c.pauseEvery as number, pauseMicros: c.pauseMicros as number };
+          for (let run = 0; run < (c.runs as number); run++) {
+            const channel = await s.openChannel({ metadata: { flood: true, pauseEvery: settings.pauseEvery, pauseMicros: settings.pauseMicros } });
+            try {
+              await flood.floodOnce(channel, run, settings);
+            } catch (err) {
+              out('error', { where: 'flood', run, stall: flood.isStall(err), ...describe(err) });
+              channel.close();
+              break;
+            }
+            channel.close();
+            out('flood-run', { run });
+          }
           break;
         }
         case 'close-kill': {
