@@ -1,5 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { AS_NOBODY, Child } from '../helpers/child.js';
@@ -146,6 +146,29 @@ describe('handshake', () => {
     expect(e.code).toBe('EUIDMISMATCH');
     expect(server.metrics.refusedByReason.EUIDMISMATCH).toBe(1);
     expect(await shmObjectsOf(t.serverApp)).toEqual([]);
+  });
+
+  it('connect resolves only once the server opened the session; a READY it refuses rejects connect', async () => {
+    // maxSessions 1 and two connects at once: both HELLOs find room, so the second is mostly refused at READY,
+    // after its WELCOME — the case where a client used to hold an "open" session the server had refused (it was
+    // then hosed with protocol-error by the REFUSE). Whichever way each round goes: every session connect
+    // resolves with is open on the server at that moment, and every other connect rejects with the refusal.
+    const { t, universe, server } = await setup({ maxSessions: 1 });
+    for (let round = 0; round < 10; round++) {
+      const outcomes = await Promise.all([0, 1].map(() =>
+        ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp }).then(
+          (session) => ({ session, openOnServer: server.openSessions.some((s) => s.id === session.id) }),
+          (err: Error & { code?: string }) => ({ code: err.code }),
+        )));
+      const opened = outcomes.filter((o) => 'session' in o);
+      expect(opened.map((o) => o.openOnServer)).toEqual([true]);
+      expect(outcomes.filter((o) => 'code' in o).map((o) => o.code)).toEqual(['ESESSIONLIMIT']);
+      const [only] = opened;
+      expect(only.session.state).toBe('open');
+      await only.session.close();
+      await vi.waitFor(() => expect(server.openSessions).toEqual([]), { timeout: 10_000 }); // liveness bound
+    }
+    expect(server.metrics.refusedByReason.ESESSIONLIMIT).toBe(10);
   });
 
   it('refuses a client whose executable is not the one the universe names', async () => {
