@@ -140,7 +140,8 @@ async function stream(channel: Channel, onFlowing?: () => void): Promise<void> {
   }
 }
 
-async function connect(c: { definition: never; clientApp: string; serverApp: string }): Promise<Session | undefined> {
+/** Connects; with `mayRetry`, a refusal for the server's handshake deadline returns 'retry' instead of an error. */
+async function connect(c: { definition: never; clientApp: string; serverApp: string }, mayRetry = false): Promise<Session | undefined | 'retry'> {
   try {
     const session = await lib.ClientSession.connect({
       universe: new lib.Universe(c.definition), clientApp: c.clientApp, serverApp: c.serverApp, timeoutMs: 10_000,
@@ -149,6 +150,7 @@ async function connect(c: { definition: never; clientApp: string; serverApp: str
     out('open', { id: session.id });
     return session;
   } catch (err) {
+    if (mayRetry && (err as { code?: string }).code === 'ETIMEDOUT' && err instanceof lib.ShmxError && !(err instanceof lib.TimeoutError)) return 'retry';
     out('connect-error', describe(err));
     return undefined;
   }
@@ -170,7 +172,7 @@ async function loop(phase: string, c: Record<string, unknown>): Promise<void> {
       if (phase === 'handshake') {
         announce();
         const s = await connect(c as never);
-        if (s === undefined) await pause(5);
+        if (s === undefined || s === 'retry') await pause(5);
         else await s.close();
       } else if (phase === 'alloc') {
         const s = current;
@@ -263,9 +265,17 @@ commands.on('line', (line) => {
           out('unserved');
           break;
         }
-        case 'connect':
-          await connect(c as never);
+        case 'connect': {
+          // A server refusing with ETIMEDOUT (its handshake deadline, 2 s) met a client too slow on a loaded
+          // machine — a fresh agent's first connect loads and compiles everything. An app tries again; so do we
+          // (twice at most, counted by the runner).
+          for (let attempt = 1; ; attempt++) {
+            const session = await connect(c as never, attempt < 3);
+            if (session !== 'retry') break;
+            out('connect-retry', { attempt });
+          }
           break;
+        }
         case 'loop':
           loops.push(loop(c.phase as string, c));
           break;

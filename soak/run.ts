@@ -68,7 +68,7 @@ console.log(
     `soak (seed ${result.seed}, mode ${result.mode}): ${result.kills} kills in ${result.trials} trials, ${result.durationS.toFixed(0)} s`,
     `  by scenario: ${Object.entries(result.byScenario).map(([n, v]) => `${n} ${v.kills}`).join(', ')}`,
     `  leaks by stage: survivor ${result.leaks.survivor}, restart ${result.leaks.restart}, sweep ${result.leaks.sweep}`,
-    `  hangs ${result.hangs}, crashes ${result.crashes}, errors ${result.errors} (EARENABUSY retried: ${result.busy})`,
+    `  hangs ${result.hangs}, crashes ${result.crashes}, errors ${result.errors} (EARENABUSY retried: ${result.busy}; connects refused for the handshake deadline, retried: ${result.connectRetries})`,
     `  flood: ${result.flood.runs} runs, ${result.flood.stalls} stalls`,
     `  death detection (SIGKILL → 'hosed'), ${d.samples} samples: p50 ${d.p50Ms?.toFixed(2)} ms, p99 ${d.p99Ms?.toFixed(2)} ms, max ${d.maxMs?.toFixed(2)} ms`,
     `  machine: ${result.machine.cores} cores, load ${result.machine.loadAtStart.map((l) => l.toFixed(1)).join(' ')} → ${result.machine.loadAtEnd.map((l) => l.toFixed(1)).join(' ')}`,

@@ -76,6 +76,8 @@ export interface SoakResult {
   errors: number;
   /** EARENABUSY met (and retried) by agents: a live peer held a page lock past 100 ms (load). Not a failure. */
   busy: number;
+  /** Connects the server refused with ETIMEDOUT (its 2 s handshake deadline, a client slowed by load), retried. */
+  connectRetries: number;
   /** The flood scenario's runs that completed, and its stalls (each also counted in `errors`). */
   flood: { runs: number; stalls: number };
   detection: { samples: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
@@ -114,7 +116,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
   const loadAtStart = loadavg();
   const records: TrialRecord[] = [];
   const latencies: number[] = [];
-  const totals = { kills: 0, hangs: 0, crashes: 0, errors: 0, busy: 0, floodRuns: 0, stalls: 0, leaks: { survivor: 0, restart: 0, sweep: 0 } };
+  const totals = { kills: 0, hangs: 0, crashes: 0, errors: 0, busy: 0, connectRetries: 0, floodRuns: 0, stalls: 0, leaks: { survivor: 0, restart: 0, sweep: 0 } };
   const byScenario: Record<string, { trials: number; kills: number }> = {};
   const latencyOf: Record<string, number[]> = {};
   let trials = 0;
@@ -296,6 +298,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
               record.problems.push(`crash: agent ${a.pid} threw: ${JSON.stringify(e)}`);
             } else if (e.event === 'busy') {
               totals.busy++;
+            } else if (e.event === 'connect-retry') {
+              totals.connectRetries++;
             } else if (e.event === 'flood-run') {
               totals.floodRuns++;
             } else if (e.event === 'seq-error' || e.event === 'error') {
@@ -371,6 +375,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
     crashes: totals.crashes,
     errors: totals.errors,
     busy: totals.busy,
+    connectRetries: totals.connectRetries,
     flood: { runs: totals.floodRuns, stalls: totals.stalls },
     detection: { samples: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) ?? null },
     machine: { cores: cpus().length, loadAtStart, loadAtEnd: loadavg() },
