@@ -14,6 +14,8 @@ export const FLOOD_RUNS_PER_TRIAL = 10;
 export const flood: Scenario = {
   name: 'flood',
   phase: 'flood (after it)',
+  // One kill per trial, so that kills count trials: `--kills 100` is 100 trials, 1000 flood runs.
+  targets: ['client', 'server'],
   async run(ctx) {
     await ctx.connect();
     // Half the trials: a consumer that stops for 0.2–2 ms every few hundred messages (the idle-then-wake path).
