@@ -300,18 +300,27 @@ commands.on('line', (line) => {
           // an 'error' with `stall: true` for a flood that never got its 'drain' (which ends the series).
           const s = current;
           if (s === undefined) throw new Error('no session');
-          const settings = { ...flood.FLOOD_DEFAULTS, pauseEvery: c.pauseEvery as number, pauseMicros: c.pauseMicros as number };
-          for (let run = 0; run < (c.runs as number); run++) {
-            const channel = await s.openChannel({ metadata: { flood: true, pauseEvery: settings.pauseEvery, pauseMicros: settings.pauseMicros } });
-            try {
-              await flood.floodOnce(channel, run, settings);
-            } catch (err) {
-              out('error', { where: 'flood', run, stall: flood.isStall(err), ...describe(err) });
+          const settings = {
+            ...flood.FLOOD_DEFAULTS, messages: c.messages as number, pauseEvery: c.pauseEvery as number, pauseMicros: c.pauseMicros as number,
+          };
+          // On a loaded machine a run can take longer than the runner's 10 s for an event while never stalling
+          // (a stall is the flood's own finding: no 'drain' for 5 s): a heartbeat says this process is alive.
+          const heartbeat = setInterval(() => out('flooding'), 1000);
+          try {
+            for (let run = 0; run < (c.runs as number); run++) {
+              const channel = await s.openChannel({ metadata: { flood: true, pauseEvery: settings.pauseEvery, pauseMicros: settings.pauseMicros } });
+              try {
+                await flood.floodOnce(channel, run, settings);
+              } catch (err) {
+                out('error', { where: 'flood', run, stall: flood.isStall(err), ...describe(err) });
+                channel.close();
+                break;
+              }
               channel.close();
-              break;
+              out('flood-run', { run });
             }
-            channel.close();
-            out('flood-run', { run });
+          } finally {
+            clearInterval(heartbeat);
           }
           break;
         }
