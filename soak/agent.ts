@@ -248,6 +248,10 @@ commands.on('line', (line) => {
           try {
             server = await lib.SessionServer.start({
               universe: new lib.Universe(c.definition as never), serverApp: c.serverApp as string, shutdownTimeoutMs: 2000,
+              // Not the default 2 s: with a load of 20–35 on 2 cores a fresh agent's first handshake can take longer
+              // (a clean refusal, ETIMEDOUT — or ENOENT when the rollback removed the arena the client was opening
+              // — but not what the soak is about). A killed client's handshake ends at its socket's close anyway.
+              handshakeTimeoutMs: 10_000,
             });
             server.on('session', (s) => {
               track(s);

@@ -280,6 +280,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
           } else {
             record.problems.push(`trial error: ${(err as Error).message}`);
             totals.errors++;
+            // A live server keeps its app arena until it closes: close it, or the sweep stage would count it.
+            const live = server;
+            if (live !== undefined && live.alive) {
+              const sinceUnserve = now();
+              live.send({ cmd: 'unserve' });
+              await expectEvent(live, sinceUnserve, 'unserved').catch(() => {});
+            }
           }
         }
 
