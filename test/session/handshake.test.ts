@@ -41,7 +41,9 @@ function refusalCode(received: Buffer): string | undefined {
 
 describe('handshake', () => {
   it('malformed, truncated, oversized and slow frames close only that connection', async () => {
-    const { t, universe, server } = await setup({ handshakeTimeoutMs: 300 });
+    // The default deadline (2 s): a shorter one can refuse the healthy client itself on a loaded machine. The
+    // drip below needs ~7 s for its frame, so it is cut off all the same.
+    const { t, universe, server } = await setup({ handshakeTimeoutMs: 2000 });
     const healthy = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const me = selfIdentity();
     const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
@@ -62,7 +64,7 @@ describe('handshake', () => {
     const truncated = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify(hello)).subarray(0, 20)));
     expect(refusalCode(truncated.received)).toBe('ETIMEDOUT');
     // A slowloris: one byte every 50 ms. The handshake deadline is for the whole HELLO, not reset by each byte,
-    // so the server cuts it off before the frame is complete (the drip would need ~7 s).
+    // so the server cuts it off before the frame is complete.
     const slowHello = frame(1, JSON.stringify(hello));
     let dripped = 0;
     const slow = await raw(server.socketPath, (s) => {
