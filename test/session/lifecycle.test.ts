@@ -88,12 +88,12 @@ describe('session lifecycle between two processes', () => {
   it('fails at once with ENOSERVER when no server listens', async () => {
     const t = testUniverse();
     // "At once" = not waiting for a server to come: with a 60 s deadline of its own, the connect must end with
-    // ENOSERVER (not TimeoutError); 10 s is only a liveness bound.
+    // ENOSERVER (not TimeoutError); 30 s is only a liveness bound.
     const err = await Promise.race([
       ClientSession.connect({
         universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp, timeoutMs: 60_000,
       }).catch((e) => e),
-      new Promise((r) => setTimeout(r, 10_000, 'still connecting after 10 s')),
+      new Promise((r) => setTimeout(r, 30_000, 'still connecting after 30 s')),
     ]);
     expect(err).toMatchObject({ code: 'ENOSERVER' });
   });
@@ -156,10 +156,11 @@ describe('session lifecycle between two processes', () => {
     c1.send({ cmd: 'connect' });
     await c1.waitFor('open');
     // Never queued: c2 (60 s deadline of its own) is refused while c1's session is still open, not served once
-    // c1 goes and not timed out; 10 s is only a liveness bound.
+    // c1 goes and not timed out; 30 s (from c2's connect, once its process is up) is only a liveness bound.
     const c2 = client(t, { timeoutMs: 60_000 });
+    await c2.waitFor('ready');
     c2.send({ cmd: 'connect' });
-    const e = await c2.waitFor('error', undefined, 10_000);
+    const e = await c2.waitFor('error', undefined, 30_000);
     expect(e.code).toBe('ESESSIONLIMIT');
     expect(server.openSessions.map((s) => s.state)).toEqual(['open']);
     expect(server.metrics.refusedByReason.ESESSIONLIMIT).toBe(1);
