@@ -19,6 +19,8 @@ type Block = import('../src/index.js').Block;
 type TransportKind = import('../src/index.js').TransportKind;
 
 const lib = (await import(process.env.SHMX_SOAK_LIB ?? new URL('../src/index.ts', import.meta.url).href)) as Lib;
+// The flood's pieces (flood-parts.ts imports only types, so it loads beside either build; the pool says where).
+const flood = (await import(process.env.SHMX_SOAK_FLOOD ?? new URL('./flood-parts.ts', import.meta.url).href)) as typeof import('./flood-parts.js');
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 function out(event: string, fields: Record<string, unknown> = {}): void {
@@ -61,8 +63,13 @@ function track(session: Session): void {
   session.on('channel', (channel) => serveChannel(channel));
 }
 
-/** Checks the sequence of what arrives; streams back when the opener asked for an echo. */
+/** Checks the sequence of what arrives; streams back when the opener asked for an echo; consumes a flood. */
 function serveChannel(channel: Channel): void {
+  const flooding = channel.metadata as Partial<import('./flood-parts.js').FloodMetadata> | undefined;
+  if (flooding?.flood === true) {
+    flood.floodConsumer(channel, { pauseEvery: flooding.pauseEvery ?? 0, pauseMicros: flooding.pauseMicros ?? 0 }, flood.FLOOD_DEFAULTS.stallMs);
+    return;
+  }
   checkSequence(channel);
   const meta = channel.metadata as { echo?: boolean } | undefined;
   if (meta?.echo === true) void stream(channel);
@@ -133,7 +140,8 @@ async function stream(channel: Channel, onFlowing?: () => void): Promise<void> {
   }
 }
 
-async function connect(c: { definition: never; clientApp: string; serverApp: string }): Promise<Session | undefined> {
+/** Connects; with `mayRetry`, a refusal for the server's handshake deadline returns 'retry' instead of an error. */
+async function connect(c: { definition: never; clientApp: string; serverApp: string }, mayRetry = false): Promise<Session | undefined | 'retry'> {
   try {
     const session = await lib.ClientSession.connect({
       universe: new lib.Universe(c.definition), clientApp: c.clientApp, serverApp: c.serverApp, timeoutMs: 10_000,
@@ -142,6 +150,7 @@ async function connect(c: { definition: never; clientApp: string; serverApp: str
     out('open', { id: session.id });
     return session;
   } catch (err) {
+    if (mayRetry && (err as { code?: string }).code === 'ETIMEDOUT' && err instanceof lib.ShmxError && !(err instanceof lib.TimeoutError)) return 'retry';
     out('connect-error', describe(err));
     return undefined;
   }
@@ -163,7 +172,7 @@ async function loop(phase: string, c: Record<string, unknown>): Promise<void> {
       if (phase === 'handshake') {
         announce();
         const s = await connect(c as never);
-        if (s === undefined) await pause(5);
+        if (s === undefined || s === 'retry') await pause(5);
         else await s.close();
       } else if (phase === 'alloc') {
         const s = current;
@@ -239,6 +248,10 @@ commands.on('line', (line) => {
           try {
             server = await lib.SessionServer.start({
               universe: new lib.Universe(c.definition as never), serverApp: c.serverApp as string, shutdownTimeoutMs: 2000,
+              // Not the default 2 s: with a load of 20–35 on 2 cores a fresh agent's first handshake can take longer
+              // (a clean refusal, ETIMEDOUT — or ENOENT when the rollback removed the arena the client was opening
+              // — but not what the soak is about). A killed client's handshake ends at its socket's close anyway.
+              handshakeTimeoutMs: 10_000,
             });
             server.on('session', (s) => {
               track(s);
@@ -256,9 +269,17 @@ commands.on('line', (line) => {
           out('unserved');
           break;
         }
-        case 'connect':
-          await connect(c as never);
+        case 'connect': {
+          // A server refusing with ETIMEDOUT (its handshake deadline, 2 s) met a client too slow on a loaded
+          // machine — a fresh agent's first connect loads and compiles everything. An app tries again; so do we
+          // (twice at most, counted by the runner).
+          for (let attempt = 1; ; attempt++) {
+            const session = await connect(c as never, attempt < 3);
+            if (session !== 'retry') break;
+            out('connect-retry', { attempt });
+          }
           break;
+        }
         case 'loop':
           loops.push(loop(c.phase as string, c));
           break;
@@ -276,6 +297,35 @@ commands.on('line', (line) => {
           }
           checkSequence(channel);
           void stream(channel, () => out('transferring', { channel: channel.id, transport: channel.transport }));
+          break;
+        }
+        case 'flood': {
+          // Flood runs one after the other, each on a fresh channel (flood-parts.ts): 'flood-run' after each,
+          // an 'error' with `stall: true` for a flood that never got its 'drain' (which ends the series).
+          const s = current;
+          if (s === undefined) throw new Error('no session');
+          const settings = {
+            ...flood.FLOOD_DEFAULTS, messages: c.messages as number, pauseEvery: c.pauseEvery as number, pauseMicros: c.pauseMicros as number,
+          };
+          // On a loaded machine a run can take longer than the runner's 10 s for an event while never stalling
+          // (a stall is the flood's own finding: no 'drain' for 5 s): a heartbeat says this process is alive.
+          const heartbeat = setInterval(() => out('flooding'), 1000);
+          try {
+            for (let run = 0; run < (c.runs as number); run++) {
+              const channel = await s.openChannel({ metadata: { flood: true, pauseEvery: settings.pauseEvery, pauseMicros: settings.pauseMicros } });
+              try {
+                await flood.floodOnce(channel, run, settings);
+              } catch (err) {
+                out('error', { where: 'flood', run, stall: flood.isStall(err), ...describe(err) });
+                channel.close();
+                break;
+              }
+              channel.close();
+              out('flood-run', { run });
+            }
+          } finally {
+            clearInterval(heartbeat);
+          }
           break;
         }
         case 'close-kill': {

@@ -75,16 +75,27 @@ export class AgentPool {
       // reach a thousand kills in reasonable time.
       const dir = join(tmpdir(), `shmx-soak-${process.pid}`);
       mkdirSync(dir, { recursive: true });
-      const js = ts.transpileModule(readFileSync(join(repoRoot, 'soak', 'agent.ts'), 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      }).outputText;
-      const file = join(dir, 'agent.mjs');
-      writeFileSync(file, js);
-      this.command = [process.execPath, file];
-      this.env = { ...process.env, SHMX_SOAK_LIB: pathToFileURL(join(repoRoot, 'dist', 'index.js')).href };
+      const strip = (source: string): string => {
+        const js = ts.transpileModule(readFileSync(join(repoRoot, 'soak', `${source}.ts`), 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+        }).outputText;
+        const file = join(dir, `${source}.mjs`);
+        writeFileSync(file, js);
+        return file;
+      };
+      this.command = [process.execPath, strip('agent')];
+      this.env = {
+        ...process.env,
+        SHMX_SOAK_LIB: pathToFileURL(join(repoRoot, 'dist', 'index.js')).href,
+        SHMX_SOAK_FLOOD: pathToFileURL(strip('flood-parts')).href,
+      };
     } else {
       this.command = [process.execPath, '--import', 'tsx', join(repoRoot, 'soak', 'agent.ts')];
-      this.env = { ...process.env, SHMX_SOAK_LIB: pathToFileURL(join(repoRoot, 'src', 'index.ts')).href };
+      this.env = {
+        ...process.env,
+        SHMX_SOAK_LIB: pathToFileURL(join(repoRoot, 'src', 'index.ts')).href,
+        SHMX_SOAK_FLOOD: pathToFileURL(join(repoRoot, 'soak', 'flood-parts.ts')).href,
+      };
     }
     this.fill();
   }

@@ -76,6 +76,10 @@ export interface SoakResult {
   errors: number;
   /** EARENABUSY met (and retried) by agents: a live peer held a page lock past 100 ms (load). Not a failure. */
   busy: number;
+  /** Connects the server refused with ETIMEDOUT (its 2 s handshake deadline, a client slowed by load), retried. */
+  connectRetries: number;
+  /** The flood scenario's runs that completed, and its stalls (each also counted in `errors`). */
+  flood: { runs: number; stalls: number };
   detection: { samples: number; p50Ms: number | null; p99Ms: number | null; maxMs: number | null };
   machine: { cores: number; loadAtStart: number[]; loadAtEnd: number[] };
   /** Only the trials with a leak or a problem (all of them are in `trialsAll` when asked for). */
@@ -112,7 +116,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
   const loadAtStart = loadavg();
   const records: TrialRecord[] = [];
   const latencies: number[] = [];
-  const totals = { kills: 0, hangs: 0, crashes: 0, errors: 0, busy: 0, leaks: { survivor: 0, restart: 0, sweep: 0 } };
+  const totals = { kills: 0, hangs: 0, crashes: 0, errors: 0, busy: 0, connectRetries: 0, floodRuns: 0, stalls: 0, leaks: { survivor: 0, restart: 0, sweep: 0 } };
   const byScenario: Record<string, { trials: number; kills: number }> = {};
   const latencyOf: Record<string, number[]> = {};
   let trials = 0;
@@ -276,6 +280,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
           } else {
             record.problems.push(`trial error: ${(err as Error).message}`);
             totals.errors++;
+            // A live server keeps its app arena until it closes: close it, or the sweep stage would count it.
+            const live = server;
+            if (live !== undefined && live.alive) {
+              const sinceUnserve = now();
+              live.send({ cmd: 'unserve' });
+              await expectEvent(live, sinceUnserve, 'unserved').catch(() => {});
+            }
           }
         }
 
@@ -293,9 +304,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
               totals.crashes++;
               record.problems.push(`crash: agent ${a.pid} threw: ${JSON.stringify(e)}`);
             } else if (e.event === 'busy') {
-            totals.busy++;
-          } else if (e.event === 'seq-error' || e.event === 'error') {
+              totals.busy++;
+            } else if (e.event === 'connect-retry') {
+              totals.connectRetries++;
+            } else if (e.event === 'flood-run') {
+              totals.floodRuns++;
+            } else if (e.event === 'seq-error' || e.event === 'error') {
               totals.errors++;
+              if (e.stall === true) totals.stalls++;
               // The first few tell the story; the count is in the totals.
               if (record.problems.length < 8) record.problems.push(`${e.event}: agent ${a.pid}: ${JSON.stringify(e)}`);
             }
@@ -330,6 +346,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
           log(
             `trial ${n}: ${totals.kills} kills; leaks ${totals.leaks.survivor}/${totals.leaks.restart}/${totals.leaks.sweep} ` +
               `(survivor/restart/sweep); hangs ${totals.hangs}; crashes ${totals.crashes}; errors ${totals.errors}; ` +
+              `flood runs ${totals.floodRuns} (stalls ${totals.stalls}); ` +
               `detection p50 ${percentile(sorted, 50)?.toFixed(2)} ms p99 ${percentile(sorted, 99)?.toFixed(2)} ms; ` +
               `load ${loadavg()[0]!.toFixed(1)}`,
           );
@@ -365,6 +382,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult & { tria
     crashes: totals.crashes,
     errors: totals.errors,
     busy: totals.busy,
+    connectRetries: totals.connectRetries,
+    flood: { runs: totals.floodRuns, stalls: totals.stalls },
     detection: { samples: sorted.length, p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), maxMs: sorted.at(-1) ?? null },
     machine: { cores: cpus().length, loadAtStart, loadAtEnd: loadavg() },
     failures: records.filter((r) => r.problems.length > 0 || Object.keys(r.leaks).length > 0),

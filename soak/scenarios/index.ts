@@ -4,6 +4,7 @@
  */
 import type { Scenario } from '../scenario.js';
 import { close } from './close.js';
+import { flood } from './flood.js';
 import { handshake } from './handshake.js';
 import { alloc, channelOpen } from './loops.js';
 import { open } from './open.js';
@@ -20,4 +21,5 @@ export const scenarios: readonly Scenario[] = [
   transferSocket,
   close,
   shutdown,
+  flood,
 ];

@@ -61,6 +61,16 @@ export interface ConnectOptions {
   retry?: RetryOptions;
 }
 
+/** What the client made at WELCOME (READY sent), waiting for the server's answer to READY. */
+interface Readied {
+  welcome: Welcome;
+  cred: { pid: number; uid: number; gid: number };
+  server: { pid: number; startTime: number };
+  sessionArena: Arena;
+  appArena: Arena;
+  wakeup: ReturnType<typeof createWakeup>;
+}
+
 /** The client side of sessions. */
 export class ClientSession {
   private constructor() {}
@@ -166,6 +176,9 @@ export class ClientSession {
           finish(new ShmxError('ENOSERVER', `no server of app '${serverApp}' is listening at ${socketPath}`, {
             resource: socketPath, cause: err,
           }));
+        } else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') {
+          // E.g. READY written to a server that died after WELCOME: the same as its closing the connection.
+          finish(new ShmxError('ECONNRESET', `server '${serverApp}' closed the connection during the handshake`, { cause: err }));
         } else {
           finish(err);
         }
@@ -186,6 +199,10 @@ export class ClientSession {
         socket.write(encodeJsonFrame(FrameType.Hello, hello));
       });
 
+      /** WELCOME checked and READY sent: what the session will be built from once the server answers. */
+      let ready: Readied | undefined;
+      /** The frames after the server's answer belong to the session (it was handed them). */
+      let settledFrames = false;
       const onData = (chunk: Buffer) => {
         let frames;
         try {
@@ -194,18 +211,23 @@ export class ClientSession {
           finish(err as Error);
           return;
         }
-        for (let i = 0; i < frames.length && !settled; i++) {
+        for (let i = 0; i < frames.length && !settled && !settledFrames; i++) {
           const { type, payload } = frames[i]!;
           try {
             if (type === FrameType.Refuse) {
               const refusal = parseRefusal(payload);
               finish(new ShmxError(refusal.code, `refused by '${serverApp}': ${refusal.reason}`, { resource: serverApp }));
-            } else if (type === FrameType.Welcome) {
-              const welcome = parseWelcome(payload);
-              const session = open(welcome, frames.slice(i + 1));
+            } else if (type === FrameType.Welcome && ready === undefined) {
+              ready = sendReady(parseWelcome(payload));
+            } else if (ready !== undefined) {
+              // The server's answer to READY: a REFUSE (above: identity re-checked, limits, deadline, resources)
+              // rejects; anything else (its first PING, then maybe channel frames) means it opened the session.
+              // Waiting for it is what keeps connect from resolving with a session the server then refuses.
+              const session = open(ready, frames.slice(i));
               // The session owns the socket and the arenas from here on: a later failure closes it, nothing else.
               handOver();
               undo.length = 0;
+              settledFrames = true;
               if (initChannels.length === 0) {
                 queueMicrotask(() => resolveIfOpen(session));
               } else {
@@ -232,7 +254,8 @@ export class ClientSession {
       };
       socket.on('data', onData);
 
-      const open = (welcome: Welcome, early: Array<{ type: FrameType; payload: Buffer }>): Session => {
+      /** Checks WELCOME, opens the arenas and this side's wake-up, and sends READY. */
+      const sendReady = (welcome: Welcome): Readied => {
         const cred = serverCred!;
         const server = { pid: welcome.serverPid, startTime: welcome.serverStartTime };
         if (cred.pid !== server.pid || native.processStartTime(cred.pid) !== server.startTime) {
@@ -254,6 +277,12 @@ export class ClientSession {
         const wakeup = createWakeup('client', sessionArena, serverApp, server.pid, welcome.session, logger);
         undo.push(() => wakeup.close());
         socket.write(encodeJsonFrame(FrameType.Ready, { wakeup: wakeup.hello() }));
+        return { welcome, cred, server, sessionArena, appArena, wakeup };
+      };
+
+      /** The server opened its side: this side's Session, handed the frames that came with the answer. */
+      const open = (r: Readied, early: Array<{ type: FrameType; payload: Buffer }>): Session => {
+        const { welcome, cred, server, sessionArena, appArena, wakeup } = r;
         const session = new Session(sessionParts({
           side: 'client',
           serverApp,

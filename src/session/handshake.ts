@@ -19,6 +19,7 @@ import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { peerCredentialsOf } from './peer-socket.js';
 import {
+  encodeFrame,
   encodeJsonFrame,
   FrameReader,
   FrameType,
@@ -288,6 +289,9 @@ export class Handshakes {
       quotas: host.quota.sessionPolicy(), // quotas.ts
       handshakeMs: performance.now() - p.startedAt,
     }));
+    // The answer to READY: the open session's first frame, a PING, before anything the app may send. The client
+    // resolves its connect on it (a REFUSE instead rejects it), so it never holds a session we did not open.
+    socket.write(encodeFrame(FrameType.Ping));
     this.settle(p);
     host.opened(session);
   }

@@ -84,10 +84,12 @@ describe.each(TRANSPORTS)('refused opens over %s', (transport) => {
 describe('opening channels the peer never answers', () => {
   it('times out when the peer never accepts, and fails at once when the session closes', async () => {
     const { peer, session, serverApp } = await withPeer({ noAccept: true });
-    const started = Date.now();
+    // 3 s is a liveness bound only (the open must end, not hang); that it was the caller's own 200 ms deadline
+    // which ended it is in the error, and the session lives on.
     const timedOut = await outcome(session.openChannel({ timeoutMs: 200 }), 3000);
     expect(timedOut).toBeInstanceOf(TimeoutError);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect((timedOut as TimeoutError).message).toContain('not accepted within 200 ms');
+    expect(session.state).toBe('open');
     const pending = session.openChannel({ timeoutMs: 60_000 }).catch((e: Error) => e);
     await sleep(50);
     await session.close();

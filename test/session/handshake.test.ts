@@ -1,5 +1,5 @@
 import { connect, createServer, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Session } from '../../src/index.js';
 import { selfIdentity } from '../../src/cleanup/liveness.js';
 import { AS_NOBODY, Child } from '../helpers/child.js';
@@ -23,14 +23,13 @@ async function setup(options: Record<string, unknown> = {}, overrides: Parameter
 }
 
 /** A raw connection to the server's socket; resolves when the server closes it, with what it sent. */
-function raw(path: string, write: (s: Socket) => void): Promise<{ received: Buffer; ms: number }> {
+function raw(path: string, write: (s: Socket) => void): Promise<{ received: Buffer }> {
   return new Promise((resolve) => {
-    const started = performance.now();
     const chunks: Buffer[] = [];
     const s = connect(path, () => write(s));
     s.on('data', (d) => chunks.push(d));
     s.on('error', () => {});
-    s.on('close', () => resolve({ received: Buffer.concat(chunks), ms: performance.now() - started }));
+    s.on('close', () => resolve({ received: Buffer.concat(chunks) }));
   });
 }
 
@@ -42,7 +41,9 @@ function refusalCode(received: Buffer): string | undefined {
 
 describe('handshake', () => {
   it('malformed, truncated, oversized and slow frames close only that connection', async () => {
-    const { t, universe, server } = await setup({ handshakeTimeoutMs: 300 });
+    // The default deadline (2 s): a shorter one can refuse the healthy client itself on a loaded machine. The
+    // drip below needs ~7 s for its frame, so it is cut off all the same.
+    const { t, universe, server } = await setup({ handshakeTimeoutMs: 2000 });
     const healthy = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const me = selfIdentity();
     const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
@@ -62,14 +63,16 @@ describe('handshake', () => {
     expect(refusalCode(wrongShape.received)).toBe('EPROTO');
     const truncated = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify(hello)).subarray(0, 20)));
     expect(refusalCode(truncated.received)).toBe('ETIMEDOUT');
+    // A slowloris: one byte every 50 ms. The handshake deadline is for the whole HELLO, not reset by each byte,
+    // so the server cuts it off before the frame is complete.
+    const slowHello = frame(1, JSON.stringify(hello));
+    let dripped = 0;
     const slow = await raw(server.socketPath, (s) => {
-      const bytes = frame(1, JSON.stringify(hello));
-      let i = 0;
-      const drip = setInterval(() => (i < bytes.length && !s.destroyed ? s.write(bytes.subarray(i, ++i)) : clearInterval(drip)), 50);
+      const drip = setInterval(() => (dripped < slowHello.length && !s.destroyed ? s.write(slowHello.subarray(dripped, ++dripped)) : clearInterval(drip)), 50);
       s.on('close', () => clearInterval(drip));
     });
     expect(refusalCode(slow.received)).toBe('ETIMEDOUT');
-    expect(slow.ms).toBeLessThan(1500);
+    expect(dripped).toBeLessThan(slowHello.length);
     const wrongVersion = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, protocol: 99 }))));
     expect(refusalCode(wrongVersion.received)).toBe('EPROTOVERSION');
     const liar = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, pid: 1 }))));
@@ -145,6 +148,29 @@ describe('handshake', () => {
     expect(e.code).toBe('EUIDMISMATCH');
     expect(server.metrics.refusedByReason.EUIDMISMATCH).toBe(1);
     expect(await shmObjectsOf(t.serverApp)).toEqual([]);
+  });
+
+  it('connect resolves only once the server opened the session; a READY it refuses rejects connect', async () => {
+    // maxSessions 1 and two connects at once: both HELLOs find room, so the second is mostly refused at READY,
+    // after its WELCOME — the case where a client used to hold an "open" session the server had refused (it was
+    // then hosed with protocol-error by the REFUSE). Whichever way each round goes: every session connect
+    // resolves with is open on the server at that moment, and every other connect rejects with the refusal.
+    const { t, universe, server } = await setup({ maxSessions: 1 });
+    for (let round = 0; round < 10; round++) {
+      const outcomes = await Promise.all([0, 1].map(() =>
+        ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp }).then(
+          (session) => ({ session, openOnServer: server.openSessions.some((s) => s.id === session.id) }),
+          (err: Error & { code?: string }) => ({ code: err.code }),
+        )));
+      const opened = outcomes.filter((o) => 'session' in o);
+      expect(opened.map((o) => o.openOnServer)).toEqual([true]);
+      expect(outcomes.filter((o) => 'code' in o).map((o) => o.code)).toEqual(['ESESSIONLIMIT']);
+      const [only] = opened;
+      expect(only.session.state).toBe('open');
+      await only.session.close();
+      await vi.waitFor(() => expect(server.openSessions).toEqual([]), { timeout: 10_000 }); // liveness bound
+    }
+    expect(server.metrics.refusedByReason.ESESSIONLIMIT).toBe(10);
   });
 
   it('refuses a client whose executable is not the one the universe names', async () => {

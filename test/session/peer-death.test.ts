@@ -31,31 +31,57 @@ async function serverWithChildClient(options: Record<string, unknown> = {}) {
   return { server, c, session: await accepted };
 }
 
-function hosed(session: Session): Promise<{ reason: string; at: number; code: string }> {
-  return new Promise((resolve) => session.once('hosed', (err) => resolve({ reason: err.reason, at: Date.now(), code: err.code })));
+/**
+ * The session's 'hosed' and 'close' events in the order they came (`hosed:<reason>`, `close:<reason>`);
+ * `closed` resolves with that list at 'close'. How fast a death is seen is a figure of the soak
+ * (`npm run soak`, "death detection"), not of a unit test on a shared machine: here, what was seen and in
+ * which order.
+ */
+function watch(session: Session): { events: string[]; codes: string[]; closed: Promise<string[]> } {
+  const events: string[] = [];
+  const codes: string[] = [];
+  const closed = new Promise<string[]>((resolve) => {
+    session.on('hosed', (err) => {
+      events.push(`hosed:${err.reason}`);
+      codes.push(err.code);
+    });
+    session.on('close', (reason) => {
+      events.push(`close:${reason}`);
+      resolve(events);
+    });
+  });
+  return { events, codes, closed: livenessBound(closed, "'close'") };
+}
+
+/** Liveness bound, not a timing check: 10 s for what should take milliseconds, else the test fails. */
+const LIVENESS_MS = 10_000;
+function livenessBound<T>(promise: Promise<T>, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${LIVENESS_MS} ms`)), LIVENESS_MS).unref()),
+  ]);
 }
 
 describe('peer death', () => {
-  it('server side: a SIGKILLed client hoses the session within 100 ms and its objects are gone', async () => {
-    const { server, c, session } = await serverWithChildClient();
-    const fired = hosed(session);
-    const closed = new Promise<string>((resolve) => session.once('close', resolve));
-    const killedAt = Date.now();
+  it('server side: a SIGKILLed client hoses the session (peer-crashed, then close) and its objects are gone', async () => {
+    // Keep-alive timeout far past LIVENESS_MS: only the socket's EOF can be what reports the death.
+    const { server, c, session } = await serverWithChildClient({ keepAlive: { intervalMs: 1000, timeoutMs: 120_000 } });
+    const seen = watch(session);
     c.process.kill('SIGKILL');
-    const h = await fired;
-    expect(h.code).toBe('EHOSED');
-    expect(h.reason).toBe('peer-crashed');
-    expect(h.at - killedAt).toBeLessThan(100);
+    expect(await seen.closed).toEqual(['hosed:peer-crashed', 'close:peer-crashed']);
+    expect(seen.codes).toEqual(['EHOSED']);
     expect((await shmObjectsOf(server.serverApp)).filter((n) => n.startsWith('shmx.sa.'))).toEqual([]);
-    expect(await closed).toBe('peer-crashed');
     expect(session.state).toBe('closed');
     expect(() => session.appArena).toThrow(expect.objectContaining({ code: 'EHOSED' }));
     expect(server.metrics.faulted).toBe(1);
   });
 
-  it('client side: a SIGKILLed server hoses the session within 100 ms and everything it made is gone', async () => {
+  it('client side: a SIGKILLed server hoses the session (peer-crashed, then close) and everything it made is gone', async () => {
     const t = testUniverse();
-    const srv = new Child('session-server.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
+    // The keep-alive (the server's, told to the client in WELCOME) times out far past LIVENESS_MS: only
+    // the socket's EOF can be what reports the death.
+    const keepAlive = { intervalMs: 1000, timeoutMs: 120_000 };
+    const srv = new Child('session-server.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, options: { keepAlive } })]);
     children.push(srv);
     await srv.waitFor('listening');
     const session = await ClientSession.connect({
@@ -63,15 +89,14 @@ describe('peer death', () => {
     });
     expect(session.side).toBe('client');
     expect(session.peer.pid).toBe(srv.pid);
-    const fired = hosed(session);
-    const killedAt = Date.now();
+    const seen = watch(session);
     srv.process.kill('SIGKILL');
-    const h = await fired;
-    expect(h.reason).toBe('peer-crashed');
-    expect(h.at - killedAt).toBeLessThan(100);
-    // Session objects go at once; the dead server's app arena as soon as the kernel reports it dead.
+    expect(await seen.closed).toEqual(['hosed:peer-crashed', 'close:peer-crashed']);
+    expect(seen.codes).toEqual(['EHOSED']);
+    // Session objects go at once (before 'close'); the dead server's app arena as soon as the kernel reports it
+    // dead (LIVENESS_MS is a liveness bound for that).
     expect((await shmObjectsOf(t.serverApp)).filter((n) => n.startsWith('shmx.sa.'))).toEqual([]);
-    await vi.waitFor(async () => expect(await shmObjectsOf(t.serverApp)).toEqual([]), { timeout: 1000, interval: 10 });
+    await vi.waitFor(async () => expect(await shmObjectsOf(t.serverApp)).toEqual([]), { timeout: LIVENESS_MS, interval: 10 });
     expect(() => session.sessionArena).toThrow(expect.objectContaining({ code: 'EHOSED' }));
   });
 
@@ -86,21 +111,19 @@ describe('peer death', () => {
     await session.close(); // graceful: no fault, so nothing is swept on that path
     expect((await shmObjectsOf(t.serverApp)).some((n) => n.startsWith('shmx.aa.'))).toBe(true);
     await srv.kill('SIGKILL'); // its app arena has no survivor to notice
-    await vi.waitFor(async () => expect(await shmObjectsOf(t.serverApp)).toEqual([]), { timeout: 3000, interval: 50 });
+    await vi.waitFor(async () => expect(await shmObjectsOf(t.serverApp)).toEqual([]), { timeout: LIVENESS_MS, interval: 50 });
   });
 
-  it('a SIGSTOPped client is detected by the keep-alive within the idle timeout', async () => {
-    const { c, session } = await serverWithChildClient({ keepAlive: { intervalMs: 50, timeoutMs: 300 } });
+  it('a SIGSTOPped client is detected by the keep-alive (keepalive-timeout); a quiet live one is not', async () => {
+    // The timeout is 20 intervals so that a loaded machine delaying a few pings does not end a live session.
+    const { c, session } = await serverWithChildClient({ keepAlive: { intervalMs: 100, timeoutMs: 2000 } });
     // Alive and quiet: keep-alives keep it open past the timeout.
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 3000));
     expect(session.state).toBe('open');
-    const fired = hosed(session);
-    const stoppedAt = Date.now();
+    const seen = watch(session);
     c.process.kill('SIGSTOP');
-    const h = await fired;
-    expect(h.reason).toBe('keepalive-timeout');
-    expect(h.at - stoppedAt).toBeGreaterThanOrEqual(250);
-    expect(h.at - stoppedAt).toBeLessThan(300 + 50 + 250);
+    // A stopped process keeps its socket open: only the keep-alive can see it, and says so.
+    expect(await seen.closed).toEqual(['hosed:keepalive-timeout', 'close:keepalive-timeout']);
     c.process.kill('SIGCONT');
   });
 
