@@ -61,7 +61,7 @@ export async function floodSend(channel: Channel, count: number, size: number, s
   while (i < count) {
     const msg = big.bigEvery > 0 && i % big.bigEvery === big.bigEvery - 1 ? large : small;
     msg.writeUInt32LE(i, 0);
-    if (channel.send(msg)) {
+    if (channel.trySend(msg)) {
       i++;
       continue;
     }

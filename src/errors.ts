@@ -31,6 +31,8 @@ export type ShmxCode =
   | 'EPROTO'
   | 'ECLOSED'
   | 'ECHANNELCORRUPT'
+  /** A channel's send queue is at `channels.sendQueueLimit`: the producer ignored `send() === false`. */
+  | 'ESENDQUEUEFULL'
   // arenas
   | 'EARENAFULL'
   | 'EARENACORRUPT'

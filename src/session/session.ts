@@ -298,6 +298,7 @@ export class Session extends EventEmitter<SessionEvents> {
         session.counters.bytesOut += bytes;
       },
       countError: (err) => this.countError(err),
+      sendLimits: { highWaterMark: parts.channels.sendHighWaterMark, queueLimit: parts.channels.sendQueueLimit },
       countSuccess: () => this.countSuccess(),
       hasChannelListener: () => this.listenerCount('channel') > 0,
       checkChannelQuota: (counts) => parts.quotas.checkOpen(counts), // quotas.ts
