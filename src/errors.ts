@@ -31,6 +31,8 @@ export type ShmxCode =
   | 'EPROTO'
   | 'ECLOSED'
   | 'ECHANNELCORRUPT'
+  /** A listener in a Worker (WorkerChannel) threw or rejected; counted as an error of the channel's session. */
+  | 'ELISTENER'
   /** A channel's send queue is at `channels.sendQueueLimit`: the producer ignored `send() === false`. */
   | 'ESENDQUEUEFULL'
   // arenas

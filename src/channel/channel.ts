@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
+import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
 import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, encodeBody, takeBackLend } from './body.js';
@@ -115,7 +116,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   /** @internal Made by the session's channel multiplexer. */
   constructor(link: ChannelLink, id: number, transport: Transport, metadata: unknown, init: boolean) {
-    super();
+    super({ captureRejections: true }); // listener errors are the session's (listener-errors.ts)
     this.link = link;
     this.id = id;
     this.io = transport;
@@ -578,14 +579,27 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.inbox.push(message);
   }
 
+  // ---- listener errors (issue 11 item 2): the session's, never the process's ----
   private emitMessage(message: Message): void {
-    try {
-      this.emit('message', message);
-      this.link.host.countSuccess();
-    } catch (err) {
-      this.link.host.countError(err);
-    }
+    emitCounted(this, 'message', [message], this.listenerOutcome);
   }
+
+  /** A 'message' listener's outcome, async ones included, goes to the session's error policy. */
+  private readonly listenerOutcome: ListenerOutcome = {
+    error: (err) => this.countError(err),
+    success: () => this.link.host.countSuccess(),
+  };
+
+  /** @internal A rejected listener of any other event ('drain', 'close'): an error of the session. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.countError(err);
+  }
+
+  /** @internal An application error on this channel (a listener here or in a Worker it is bridged to). */
+  countError(err: unknown): void {
+    this.link.host.countError(err);
+  }
+  // ---- end listener errors ----
 
   private finish(reason: CloseReason, how: CloseHow): void {
     if (this.closeReason !== undefined) return;

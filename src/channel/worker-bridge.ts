@@ -14,6 +14,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Arena, type Block, type Handle } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { ShmxError } from '../errors.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
 import type { Channel } from './channel.js';
 import type { Message } from './message.js';
 
@@ -39,6 +40,8 @@ type FromWorker =
   | { kind: 'reply'; id: number; token: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }
   | { kind: 'release'; token: number }
   | { kind: 'consumed'; count: number }
+  /** A listener in the Worker threw or rejected: an application error of the channel's session. */
+  | { kind: 'error'; message: string; code?: string }
   | { kind: 'close' };
 
 /**
@@ -135,6 +138,9 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
           channel.on('message', onMessage);
         }
         return;
+      case 'error':
+        channel.countError(new ShmxError(m.code ?? 'ELISTENER', `a listener in the Worker failed: ${m.message}`));
+        return;
       case 'close':
         channel.close();
         return;
@@ -190,7 +196,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private closeReason: CloseReason | undefined;
 
   constructor(private readonly port: MessagePort) {
-    super();
+    super({ captureRejections: true }); // listener errors go to the channel's session (listener-errors.ts)
     let markReady!: () => void;
     this.ready = new Promise((resolve) => (markReady = resolve));
     (this as EventEmitter).on('newListener', (event: string) => {
@@ -283,13 +289,27 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   /** Gives a message to the app and, now and then, tells the other thread how many were taken. */
   private handOut(m: WorkerMessage): void {
     try {
-      this.emit('message', m);
+      emitCounted(this, 'message', [m], { error: (err) => this.reportError(err), success: () => {} });
     } finally {
       if (++this.unacked >= ACK_EVERY) {
         this.port.postMessage({ kind: 'consumed', count: this.unacked } satisfies FromWorker);
         this.unacked = 0;
       }
     }
+  }
+
+  /** A listener here threw or rejected: the owning thread counts it against the channel's session. */
+  private reportError(err: unknown): void {
+    if (this.closeReason !== undefined) return; // the session is gone: nothing left to count it against
+    const e = err as { message?: unknown; code?: unknown };
+    this.port.postMessage({
+      kind: 'error', message: String(e?.message ?? err), code: typeof e?.code === 'string' ? e.code : undefined,
+    } satisfies FromWorker);
+  }
+
+  /** @internal A rejected listener of another event ('close'): reported like a 'message' listener's. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.reportError(err);
   }
 
   /** Messages waiting for a listener (bounded by the bridge's window). */

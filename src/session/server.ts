@@ -15,6 +15,7 @@ import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
 import type { ServerInspection } from '../control/target.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -122,7 +123,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private readonly startedAt = Date.now();
 
   private constructor(options: SessionServerOptions) {
-    super();
+    super({ captureRejections: true }); // listener errors never reach the process (listener-errors.ts)
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     const server = options.universe.server(options.serverApp);
     this.serverApp = server.name;
@@ -334,7 +335,13 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const waiter = this.waiting.shift();
     if (waiter !== undefined) waiter({ value: session, done: false });
     else if (this.iterated) this.queued.push(session); // for the iterator's next turn
-    this.emit('session', session);
+    // A throwing or rejecting 'session' listener is an error of that session (listener-errors.ts).
+    emitCounted(this, 'session', [session], { error: (err) => session.countError(err), success: () => {} });
+  }
+
+  /** @internal A rejected 'refused' or 'close' listener: logged, never the process's end. */
+  override [REJECTION](err: Error, ...event: unknown[]): void {
+    this.logger.error({ err, event: event[0] }, 'a listener of the session server rejected');
   }
 
   private callHook(hook: () => void): void {

@@ -15,6 +15,7 @@ import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { diag } from '../diagnostics.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
@@ -134,7 +135,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** @internal Use SessionServer or ClientSession.connect. */
   constructor(parts: SessionParts) {
-    super();
+    super({ captureRejections: true }); // listener errors are this session's (listener-errors.ts)
     this.parts = parts;
     this.side = parts.side;
     this.peer = Object.freeze({ ...parts.peer });
@@ -303,11 +304,9 @@ export class Session extends EventEmitter<SessionEvents> {
       hasChannelListener: () => this.listenerCount('channel') > 0,
       checkChannelQuota: (counts) => parts.quotas.checkOpen(counts), // quotas.ts
       admitPeerChannel: (counts) => parts.quotas.admitPeer(counts), // quotas.ts
-      acceptChannel: (channel) => {
-        if (this.listenerCount('channel') === 0) return false;
-        this.emit('channel', channel);
-        return true;
-      },
+      acceptChannel: (channel) =>
+        // A throwing or rejecting 'channel' listener is an error of this session (listener-errors.ts).
+        emitCounted(this, 'channel', [channel], { error: (err) => this.countError(err), success: () => this.countSuccess() }),
     };
   }
 
@@ -329,6 +328,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.counters.consecutiveErrors++;
     this.logger.warn({ err }, 'session error');
     if (this.counters.consecutiveErrors >= this.parts.maxConsecutiveErrors) void this.close('limit-exceeded');
+  }
+
+  /** @internal A rejected listener of any other event ('hosed', 'close'): an error of this session, logged. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.countError(err);
   }
 
   /** @internal A success resets the consecutive error count. */
