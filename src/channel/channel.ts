@@ -263,11 +263,25 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   }
 
   /** Iterates over incoming messages until the channel closes. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Message> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message> {
+    return this.iterate(undefined);
+  }
+
+  /**
+   * Iterates over incoming messages until the channel closes — or until `signal` aborts: the loop then throws
+   * AbortError (as `events.on(emitter, name, { signal })` does); messages not yet taken stay for the next reader.
+   */
+  messages(options: { signal?: AbortSignal } = {}): AsyncGenerator<Message> {
+    checkAbortOptions(options);
+    return this.iterate(options.signal);
+  }
+
+  private async *iterate(signal: AbortSignal | undefined): AsyncGenerator<Message> {
     this.iterators++;
     this.consumerAppeared();
     try {
       for (;;) {
+        if (signal?.aborted) throw abortError(`iterating channel ${this.id}`, signal);
         const next = this.inbox.shift();
         if (next !== undefined) {
           if (this.inbox.length === ITERATOR_BUFFER - 1) this.consumerAppeared();
@@ -275,13 +289,34 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
           continue;
         }
         if (this.closeReason !== undefined) return;
-        const r = await new Promise<IteratorResult<Message>>((resolve) => this.waiters.push(resolve));
+        const r = await this.nextMessage(signal);
         if (r.done) return;
         yield r.value;
       }
     } finally {
       this.iterators--;
     }
+  }
+
+  /** Waits for the next message (or the close); rejects with AbortError when `signal` aborts first. */
+  private nextMessage(signal: AbortSignal | undefined): Promise<IteratorResult<Message>> {
+    return new Promise<IteratorResult<Message>>((resolve, reject) => {
+      if (signal === undefined) {
+        this.waiters.push(resolve);
+        return;
+      }
+      const waiter = (r: IteratorResult<Message>) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      };
+      const onAbort = () => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(abortError(`iterating channel ${this.id}`, signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
   }
 
   /**

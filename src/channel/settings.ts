@@ -26,6 +26,8 @@ export interface OpenChannelOptions {
    * wait for the peer's channel layer to be ready. Default 5000 ms.
    */
   timeoutMs?: number;
+  /** Aborting rejects the open with AbortError (a channel the peer accepts afterwards is closed at once). */
+  signal?: AbortSignal;
 }
 
 /** Session-wide channel settings. */

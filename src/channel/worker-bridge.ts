@@ -15,6 +15,7 @@ import { Arena, type Block, type Handle } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { ShmxError } from '../errors.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
+import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
 import type { Channel } from './channel.js';
 import type { Message } from './message.js';
 
@@ -42,6 +43,8 @@ type FromWorker =
   | { kind: 'consumed'; count: number }
   /** A listener in the Worker threw or rejected: an application error of the channel's session. */
   | { kind: 'error'; message: string; code?: string }
+  /** The Worker gave up on call `id` (its signal or time limit): stop waiting for room for it. */
+  | { kind: 'cancel'; id: number }
   | { kind: 'close' };
 
 /**
@@ -76,10 +79,12 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   };
   const fail = (id: number, err: unknown) =>
     post({ kind: 'done', id, error: (err as Error).message, code: (err as { code?: string }).code });
+  /** Calls in progress, by id, each abortable by the Worker's 'cancel'. */
+  const inProgress = new Map<number, AbortController>();
   /** Decodes what the Worker sent, does `act` with it, and reports the outcome (and a reply) back. */
   const forward = (
     m: { id: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas },
-    act: (data: Uint8Array | Block) => Promise<Message | void>,
+    act: (data: Uint8Array | Block, signal: AbortSignal) => Promise<Message | void>,
   ) => {
     let p;
     try {
@@ -88,10 +93,15 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
       fail(m.id, err);
       return;
     }
-    act(p.data).then(
+    const cancel = new AbortController();
+    inProgress.set(m.id, cancel);
+    act(p.data, cancel.signal).then(
       (reply) => post({ kind: 'done', id: m.id, reply: reply === undefined ? undefined : toWorker(reply) }),
       (err) => fail(m.id, err),
-    ).finally(p.done);
+    ).finally(() => {
+      inProgress.delete(m.id);
+      p.done();
+    });
   };
 
   // Backpressure across the hop: at most WINDOW messages handed over and not yet taken by the Worker's app.
@@ -117,12 +127,12 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   port.on('message', (m: FromWorker) => {
     switch (m.kind) {
       case 'send':
-        forward(m, (data) => (m.request === true ? channel.request(data) : channel.sendAsync(data)));
+        forward(m, (data, signal) => (m.request === true ? channel.request(data, { signal }) : channel.sendAsync(data, { signal })));
         return;
       case 'reply': {
         const request = held.get(m.token);
         if (request === undefined) return fail(m.id, new ShmxError('ESTALEHANDLE', 'no such request'));
-        forward(m, (data) => request.replyAsync(data).finally(() => {
+        forward(m, (data, signal) => request.replyAsync(data, { signal }).finally(() => {
           if (request.block === undefined) held.delete(m.token); // answered; a block waits for its release
         }));
         return;
@@ -137,6 +147,9 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
           paused = false;
           channel.on('message', onMessage);
         }
+        return;
+      case 'cancel':
+        inProgress.get(m.id)?.abort();
         return;
       case 'error':
         channel.countError(new ShmxError(m.code ?? 'ELISTENER', `a listener in the Worker failed: ${m.message}`));
@@ -171,10 +184,11 @@ export class WorkerMessage {
 
   private released = false;
 
-  /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}). */
-  reply(data: Uint8Array | Block): Promise<void> {
+  /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}); resolves
+   *  once it went out. `signal` / `timeoutMs` end the wait for room (AbortError / TimeoutError; then not sent). */
+  reply(data: Uint8Array | Block, options?: AbortOptions): Promise<void> {
     if (!this.isRequest) throw new TypeError('this message is not a request');
-    return this.end.replyTo(this.token, data).then(() => undefined);
+    return this.end.replyTo(this.token, data, options).then(() => undefined);
   }
 }
 
@@ -254,14 +268,19 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     return arena;
   }
 
-  /** Sends bytes (copied) or a block (by handle); resolves once it went out on the channel. */
-  async send(data: Uint8Array | Block): Promise<void> {
-    await this.call({ kind: 'send', id: 0, ...(await this.encode(data)) });
+  /**
+   * Sends bytes (copied) or a block (by handle); resolves once it went out on the channel. `signal` /
+   * `timeoutMs` end the wait (AbortError / TimeoutError): a message still waiting for room is then not sent.
+   */
+  async send(data: Uint8Array | Block, options?: AbortOptions): Promise<void> {
+    checkAbortOptions(options);
+    await this.call({ kind: 'send', id: 0, ...(await this.encode(data)) }, options, 'send');
   }
 
-  /** Sends a request; resolves with the reply. */
-  async request(data: Uint8Array | Block): Promise<WorkerMessage> {
-    return (await this.call({ kind: 'send', id: 0, request: true, ...(await this.encode(data)) }))!;
+  /** Sends a request; resolves with the reply. `signal` / `timeoutMs`: AbortError / TimeoutError. */
+  async request(data: Uint8Array | Block, options?: AbortOptions): Promise<WorkerMessage> {
+    checkAbortOptions(options);
+    return (await this.call({ kind: 'send', id: 0, request: true, ...(await this.encode(data)) }, options, 'request'))!;
   }
 
   /** Closes both ends. */
@@ -277,8 +296,9 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   }
 
   /** @internal */
-  async replyTo(token: number, data: Uint8Array | Block): Promise<WorkerMessage | undefined> {
-    return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) });
+  async replyTo(token: number, data: Uint8Array | Block, options?: AbortOptions): Promise<WorkerMessage | undefined> {
+    checkAbortOptions(options);
+    return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) }, options, 'reply');
   }
 
   private deliver(m: WorkerMessage): void {
@@ -328,11 +348,26 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     throw new RangeError('a block sent from a Worker must come from an arena opened with openArena()');
   }
 
-  private call(m: FromWorker & { id: number }): Promise<WorkerMessage | undefined> {
+  private call(m: FromWorker & { id: number }, options: AbortOptions | undefined, what: string): Promise<WorkerMessage | undefined> {
     if (this.closeReason !== undefined) return Promise.reject(new ShmxError('ECLOSED', `channel closed (${this.closeReason})`));
+    if (options?.signal?.aborted) return Promise.reject(abortError(`${what} from a Worker`, options.signal));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const stop = watchCancel(`${what} from a Worker`, options, (err) => {
+        if (!this.pending.delete(id)) return;
+        this.port.postMessage({ kind: 'cancel', id } satisfies FromWorker); // the owning thread stops waiting too
+        reject(err);
+      });
+      this.pending.set(id, {
+        resolve: (v) => {
+          stop();
+          resolve(v);
+        },
+        reject: (e) => {
+          stop();
+          reject(e);
+        },
+      });
       this.port.postMessage({ ...m, id });
     });
   }

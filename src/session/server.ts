@@ -16,6 +16,7 @@ import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
 import type { ServerInspection } from '../control/target.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
+import { abortError, checkAbortOptions } from '../abort.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -75,6 +76,8 @@ export interface SessionServerOptions extends OperationsOptions {
   onSessionOpen?: (session: Session) => void;
   /** Called exactly once per opened session, after its `close` event. */
   onSessionClose?: (session: Session, reason: CloseReason) => void;
+  /** Aborting rejects `start` with AbortError; whatever it had done (lock, socket, sweeps) is undone. */
+  signal?: AbortSignal;
 }
 
 /** Counters of a server's life. */
@@ -107,7 +110,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   > & SessionServerOptions;
   private readonly keepAlive: KeepAliveOptions;
   private readonly channelSettings: ChannelSettings;
-  private readonly sessions = new Set<Session>();
+  private readonly liveSessions = new Set<Session>();
   private readonly handshakes: Handshakes;
   private readonly appArenas = new Map<string, Arena>();
   private readonly waiting: Array<(r: IteratorResult<Session>) => void> = [];
@@ -170,7 +173,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       sessionArena: options.sessionArena,
       maxSessions: this.options.maxSessions,
       quota: this.quota,
-      roomForSession: () => this.sessions.size < this.options.maxSessions,
+      roomForSession: () => this.liveSessions.size < this.options.maxSessions,
       nextSessionNumber: () => this.nextSession++,
       appArenaFor: (clientApp, mode) => this.appArenaFor(clientApp, mode),
       opened: (session) => this.opened(session),
@@ -188,9 +191,14 @@ export class SessionServer extends EventEmitter<ServerEvents> {
    * and listens. Everything done is undone if a step fails.
    */
   static async start(options: SessionServerOptions): Promise<SessionServer> {
+    const signal = (options as SessionServerOptions | null)?.signal;
+    checkAbortOptions({ signal });
+    if (signal?.aborted) throw abortError('SessionServer.start', signal);
     const server = new SessionServer(options);
     try {
       await server.listen();
+      // An abort during the start undoes it (the steps are short: checked once they are done).
+      if (signal?.aborted) throw abortError('SessionServer.start', signal);
     } catch (err) {
       await server.close();
       throw err;
@@ -220,7 +228,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     chmodSync(this.socketPath, permissionMode(def.permissions));
     this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
-    this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
+    this.quota.start(() => this.liveSessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
   }
 
@@ -248,7 +256,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
 
   /** Sessions currently open. */
   get openSessions(): readonly Session[] {
-    return [...this.sessions];
+    return [...this.liveSessions];
   }
 
   /** Quota usage now (read-only snapshot): bytes of all this server's arenas and channels of all its sessions
@@ -258,17 +266,45 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   /** Iterates over accepted sessions until the server closes. */
-  [Symbol.asyncIterator](): AsyncIterator<Session> {
+  [Symbol.asyncIterator](): AsyncGenerator<Session> {
+    return this.iterate(undefined);
+  }
+
+  /**
+   * Iterates over accepted sessions until the server closes — or until `signal` aborts: the loop then throws
+   * AbortError (as `events.on(emitter, name, { signal })` does).
+   */
+  sessions(options: { signal?: AbortSignal } = {}): AsyncGenerator<Session> {
+    checkAbortOptions(options);
+    return this.iterate(options.signal);
+  }
+
+  private async *iterate(signal: AbortSignal | undefined): AsyncGenerator<Session> {
     this.iterated = true;
-    return {
-      next: () => {
-        const s = this.queued.shift();
-        if (s !== undefined) return Promise.resolve({ value: s, done: false });
-        if (this.closing !== undefined) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.waiting.push(resolve));
-      },
-      return: () => Promise.resolve({ value: undefined, done: true }),
-    };
+    for (;;) {
+      if (signal?.aborted) throw abortError('iterating sessions', signal);
+      const s = this.queued.shift();
+      if (s !== undefined) {
+        yield s;
+        continue;
+      }
+      if (this.closing !== undefined) return;
+      const r = await new Promise<IteratorResult<Session>>((resolve, reject) => {
+        const waiter = (result: IteratorResult<Session>) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(result);
+        };
+        const onAbort = () => {
+          const i = this.waiting.indexOf(waiter);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(abortError('iterating sessions', signal));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.waiting.push(waiter);
+      });
+      if (r.done === true) return;
+      yield r.value;
+    }
   }
 
   private onConnection(socket: Socket): void {
@@ -317,15 +353,15 @@ export class SessionServer extends EventEmitter<ServerEvents> {
 
   /** A handshake made a session: count it, watch it, hand it to the app. */
   private opened(session: Session): void {
-    this.sessions.add(session);
+    this.liveSessions.add(session);
     this.metrics.opened++;
-    this.metrics.active = this.sessions.size;
+    this.metrics.active = this.liveSessions.size;
     session.on('hosed', () => this.metrics.faulted++);
     session.once('close', (reason) => {
-      this.sessions.delete(session);
+      this.liveSessions.delete(session);
       const q = this.queued.indexOf(session);
       if (q >= 0) this.queued.splice(q, 1);
-      this.metrics.active = this.sessions.size;
+      this.metrics.active = this.liveSessions.size;
       this.metrics.closedByReason[reason]++;
       // After every other 'close' listener: the app's per-session state is dropped last.
       queueMicrotask(() => this.callHook(() => this.options.onSessionClose?.(session, reason)));
@@ -375,12 +411,12 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     this.handshakes.failAll({ code: 'ESHUTDOWN', reason: 'server is shutting down' });
-    const graceful = Promise.allSettled([...this.sessions].map((s) => s.close('server-shutdown')));
+    const graceful = Promise.allSettled([...this.liveSessions].map((s) => s.close('server-shutdown')));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.options.shutdownTimeoutMs)));
     await Promise.race([graceful, deadline]);
     clearTimeout(timer);
-    for (const s of [...this.sessions]) {
+    for (const s of [...this.liveSessions]) {
       this.logger.warn({ session: s.id }, 'force-closing a session that did not close in time');
       s.destroy('server-shutdown');
     }

@@ -16,6 +16,7 @@ import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { diag } from '../diagnostics.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
+import { abortError, checkAbortOptions, raceCancel } from '../abort.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
@@ -208,7 +209,15 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   openChannel(options: OpenChannelOptions = {}): Promise<Channel> {
     this.assertUsable();
-    return this.mux.open(options);
+    const signal = (options as OpenChannelOptions | null)?.signal;
+    try {
+      checkAbortOptions({ signal });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(abortError('openChannel', signal));
+    // An open the caller gave up on may still be accepted: that channel is closed at once.
+    return raceCancel('openChannel', { signal }, this.mux.open(options), (channel) => channel.close());
   }
 
   /** @internal Opens a channel requested at session start. */
