@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
+import '../dispose.js';
 import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
 import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
@@ -325,6 +326,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
    */
   close(): void {
     this.finish('local-close', 'local');
+  }
+
+  /** `await using channel = await session.openChannel()`: closed at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   /** @internal The session is closing: close without telling the peer (the session does). */

@@ -2,6 +2,7 @@
  * A received message. `bytes` is the payload: a private copy for copied sends, or — for a block sent by handle —
  * a view of the very bytes the sender wrote in the arena (zero-copy), valid until `release()`.
  */
+import '../dispose.js';
 import type { AbortOptions } from '../abort.js';
 import type { Block } from '../arena/index.js';
 
@@ -71,5 +72,10 @@ export class Message {
       this.block.release();
       this.onRelease?.();
     }
+  }
+
+  /** `using m = await channel.request(…)`: released at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.release();
   }
 }

@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Arena, type Block, type Handle } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
+import '../dispose.js';
 import { ShmxError } from '../errors.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
 import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
@@ -287,6 +288,11 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   close(): void {
     if (this.closeReason !== undefined) return;
     this.port.postMessage({ kind: 'close' } satisfies FromWorker);
+  }
+
+  /** `await using` in a Worker: closes both ends at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   /** @internal */

@@ -16,6 +16,7 @@ import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
 import type { ServerInspection } from '../control/target.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
+import '../dispose.js';
 import { abortError, checkAbortOptions } from '../abort.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
@@ -404,6 +405,11 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
+  }
+
+  /** `await using server = await SessionServer.start(…)`: shut down at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   private async shutdown(): Promise<void> {

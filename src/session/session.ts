@@ -15,6 +15,7 @@ import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { diag } from '../diagnostics.js';
+import '../dispose.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
 import { abortError, checkAbortOptions, raceCancel } from '../abort.js';
 import type { Logger } from '../log.js';
@@ -367,6 +368,11 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.closed = this.finish(reason, false);
     return this.closed;
+  }
+
+  /** `await using session = await ClientSession.connect(…)`: closed (gracefully) at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** @internal Forced close for server shutdown deadlines: no goodbye wait. */
