@@ -79,7 +79,7 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
     return { data: block, done: () => block.release() };
   };
   const fail = (id: number, err: unknown) =>
-    post({ kind: 'done', id, error: (err as Error).message, code: (err as { code?: string }).code });
+    post({ kind: 'done', id, error: err instanceof Error ? err.message : String(err), code: err instanceof ShmxError ? err.code : undefined });
   /** Calls in progress, by id, each abortable by the Worker's 'cancel'. */
   const inProgress = new Map<number, AbortController>();
   /** Decodes what the Worker sent, does `act` with it, and reports the outcome (and a reply) back. */
@@ -193,7 +193,8 @@ export class WorkerMessage {
   }
 }
 
-interface WorkerChannelEvents {
+/** Events of a {@link WorkerChannel}. */
+export interface WorkerChannelEvents {
   message: [message: WorkerMessage];
   close: [reason: CloseReason];
 }

@@ -90,7 +90,8 @@ export interface SessionServerMetrics {
   refusedByReason: Record<string, number>;
 }
 
-interface ServerEvents {
+/** Events of a {@link SessionServer}. */
+export interface ServerEvents {
   session: [session: Session];
   /** A connection was refused (code and reason are also logged and sent to the client). */
   refused: [refusal: Refusal];
