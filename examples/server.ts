@@ -34,9 +34,9 @@ class PricingSession {
         for (let i = 0; i < values.length; i += 1024) sum += values[i]!;
         this.structuresRead++;
         this.bytesReadInPlace += message.block.length;
-        void message.replyAsync(Buffer.from(JSON.stringify({ sampledSum: sum, values: values.length })));
+        message.reply(Buffer.from(JSON.stringify({ sampledSum: sum, values: values.length })));
       } else {
-        void message.replyAsync(message.bytes);
+        message.reply(message.bytes);
       }
       message.release();
     });

@@ -89,3 +89,27 @@ export function raceCancel<T>(what: string, options: AbortOptions | undefined, w
     );
   });
 }
+
+/**
+ * Queues a waiter on `waiters` (a consumer's wait for the next item, resolved by the producer) and waits for
+ * it — or rejects with AbortError when `signal` aborts first, taking the waiter off the queue.
+ */
+export function waitInQueue<T>(waiters: Array<(value: T) => void>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal === undefined) {
+      waiters.push(resolve);
+      return;
+    }
+    const waiter = (value: T) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    };
+    const onAbort = () => {
+      const i = waiters.indexOf(waiter);
+      if (i >= 0) waiters.splice(i, 1);
+      reject(abortError(what, signal));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    waiters.push(waiter);
+  });
+}

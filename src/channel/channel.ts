@@ -9,7 +9,7 @@ import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
 import '../dispose.js';
 import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
-import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
+import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, encodeBody, takeBackLend } from './body.js';
 import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
@@ -290,7 +290,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
           continue;
         }
         if (this.closeReason !== undefined) return;
-        const r = await this.nextMessage(signal);
+        const r = await waitInQueue(this.waiters, signal, `iterating channel ${this.id}`);
         if (r.done) return;
         yield r.value;
       }
@@ -299,26 +299,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     }
   }
 
-  /** Waits for the next message (or the close); rejects with AbortError when `signal` aborts first. */
-  private nextMessage(signal: AbortSignal | undefined): Promise<IteratorResult<Message>> {
-    return new Promise<IteratorResult<Message>>((resolve, reject) => {
-      if (signal === undefined) {
-        this.waiters.push(resolve);
-        return;
-      }
-      const waiter = (r: IteratorResult<Message>) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      };
-      const onAbort = () => {
-        const i = this.waiters.indexOf(waiter);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(abortError(`iterating channel ${this.id}`, signal));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
-  }
 
   /**
    * Closes the channel (both ends). Idempotent; emits `'close'` exactly once. Messages not yet delivered are

@@ -17,7 +17,7 @@ import { checkOperationsOptions, startOperations, type Operations, type Operatio
 import type { ServerInspection } from '../control/target.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
 import '../dispose.js';
-import { abortError, checkAbortOptions } from '../abort.js';
+import { abortError, checkAbortOptions, waitInQueue } from '../abort.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -291,19 +291,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
         continue;
       }
       if (this.closing !== undefined) return;
-      const r = await new Promise<IteratorResult<Session>>((resolve, reject) => {
-        const waiter = (result: IteratorResult<Session>) => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve(result);
-        };
-        const onAbort = () => {
-          const i = this.waiting.indexOf(waiter);
-          if (i >= 0) this.waiting.splice(i, 1);
-          reject(abortError('iterating sessions', signal));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.waiting.push(waiter);
-      });
+      const r = await waitInQueue(this.waiting, signal, 'iterating sessions');
       if (r.done === true) return;
       yield r.value;
     }
