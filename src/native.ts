@@ -288,15 +288,16 @@ function wrapResult(result: unknown): unknown {
 
 /** An addon object whose methods throw (and reject with) ShmxErrors; each method wrapped once per object. */
 function addonObject<T extends object>(target: T): T {
-  const methods = new Map<PropertyKey, unknown>();
+  // Keyed by the function itself: a method replaced on the instance (a test's stand-in) is wrapped afresh.
+  const methods = new WeakMap<object, unknown>();
   return new Proxy(target, {
     get: (t, key) => {
       const value = Reflect.get(t, key, t) as unknown;
       if (typeof value !== 'function') return value;
-      let method = methods.get(key);
+      let method = methods.get(value);
       if (method === undefined) {
         method = wrapFunction(value as (...args: never[]) => unknown, t);
-        methods.set(key, method);
+        methods.set(value, method);
       }
       return method;
     },
