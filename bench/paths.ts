@@ -99,7 +99,7 @@ class InOrder {
 }
 
 function reply(m: Message, bytes: Uint8Array): void {
-  if (!m.reply(bytes)) void m.replyAsync(bytes).catch(() => {});
+  if (!m.tryReply(bytes)) void m.replyAsync(bytes).catch(() => {});
 }
 
 // ------------------------------------------------------------------------------------------------- shmx
@@ -149,7 +149,7 @@ function answer(channel: Channel): void {
   if (meta.mode === 'sum-send') {
     channel.on('message', (m: Message) => {
       const out = encodeReply(checksum(m.bytes), m.bytes.byteLength);
-      if (!channel.send(out)) void channel.sendAsync(out).catch(() => {});
+      if (!channel.trySend(out)) void channel.sendAsync(out).catch(() => {});
     });
     return;
   }
@@ -219,7 +219,7 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
         roundTrip: o.plain
           ? (payload) => {
               const answer = replies!.next();
-              if (!channel.send(payload.bytes)) return channel.sendAsync(payload.bytes).then(() => answer);
+              if (!channel.trySend(payload.bytes)) return channel.sendAsync(payload.bytes).then(() => answer);
               return answer;
             }
           : (payload) => channel.request(block ?? payload.bytes).then(decode),
@@ -229,7 +229,7 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
             spin: o.spin,
             metadata: { mode: 'count', spin: o.spin, views: o.views } satisfies ChannelMeta,
           });
-          for (let i = 0; i < count; i++) if (!counter.send(message)) await counter.sendAsync(message);
+          for (let i = 0; i < count; i++) if (!counter.trySend(message)) await counter.sendAsync(message);
           return decodeReply((await counter.request(new Uint8Array(1))).bytes).sum;
         },
         async close() {

@@ -26,7 +26,7 @@ class PricingSession {
       const kind = (channel.metadata as { kind?: string }).kind;
       if (kind === 'prices') {
         // Hand out the app-scope table by handle: the client reads our memory, nothing is copied.
-        void message.replyAsync(prices);
+        message.reply(prices); // queued when the channel is full, never dropped
       } else if (message.block !== undefined) {
         // A structure built by the client in shared memory: read it in place.
         const values = new Float64Array(message.block.buffer, message.block.offset, message.block.length / 8);
@@ -34,9 +34,9 @@ class PricingSession {
         for (let i = 0; i < values.length; i += 1024) sum += values[i]!;
         this.structuresRead++;
         this.bytesReadInPlace += message.block.length;
-        void message.replyAsync(Buffer.from(JSON.stringify({ sampledSum: sum, values: values.length })));
+        message.reply(Buffer.from(JSON.stringify({ sampledSum: sum, values: values.length })));
       } else {
-        void message.replyAsync(message.bytes);
+        message.reply(message.bytes);
       }
       message.release();
     });

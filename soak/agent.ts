@@ -106,7 +106,7 @@ async function stream(channel: Channel, onFlowing?: () => void): Promise<void> {
       const view = payload instanceof Uint8Array ? payload : payload.bytes;
       new DataView(view.buffer, view.byteOffset, 4).setUint32(0, seq, true);
       // false: nothing was sent (the channel is full) — the same message goes again after 'drain'.
-      while (!channel.send(payload)) {
+      while (!channel.trySend(payload)) {
         await new Promise<void>((resolve) => {
           const done = (): void => {
             channel.off('drain', done);

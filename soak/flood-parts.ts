@@ -53,7 +53,7 @@ export async function floodSend(channel: Channel, count: number, size: number, s
   while (i < count) {
     const msg = big.bigEvery > 0 && i % big.bigEvery === big.bigEvery - 1 ? large : small;
     msg.writeUInt32LE(i, 0);
-    if (channel.send(msg)) {
+    if (channel.trySend(msg)) {
       i++;
       continue;
     }
@@ -104,7 +104,7 @@ export function floodConsumer(channel: Channel, pause: PauseOptions, stallMs: nu
 
 /** Counts what the peer received since the last count; throws on loss or disorder. */
 export async function checkReceived(channel: Channel, expected: number, timeoutMs: number): Promise<void> {
-  const reply = await channel.request(Buffer.from('count'), { timeout: timeoutMs });
+  const reply = await channel.request(Buffer.from('count'), { timeoutMs });
   const { received, disorder } = JSON.parse(Buffer.from(reply.bytes).toString()) as { received: number; disorder: number };
   if (received !== expected || disorder >= 0) {
     throw new Error(`peer received ${received} of ${expected} messages (first out of order: ${disorder})`);
@@ -113,7 +113,7 @@ export async function checkReceived(channel: Channel, expected: number, timeoutM
 
 /** Has the peer flood us with `count` messages; resolves when its flood ended, throws on its stall. */
 export async function floodFromPeer(channel: Channel, count: number, size: number, timeoutMs: number, big: BigOptions = NO_BIG): Promise<void> {
-  const reply = await channel.request(Buffer.from(`flood ${count} ${size} ${big.bigEvery} ${big.bigSize}`), { timeout: timeoutMs });
+  const reply = await channel.request(Buffer.from(`flood ${count} ${size} ${big.bigEvery} ${big.bigSize}`), { timeoutMs });
   const r = JSON.parse(Buffer.from(reply.bytes).toString()) as { ok?: boolean; stall?: string };
   if (r.ok !== true) throw new Error(`the peer's flood: ${r.stall}`);
 }

@@ -31,6 +31,10 @@ export type ShmxCode =
   | 'EPROTO'
   | 'ECLOSED'
   | 'ECHANNELCORRUPT'
+  /** A listener in a Worker (WorkerChannel) threw or rejected; counted as an error of the channel's session. */
+  | 'ELISTENER'
+  /** A channel's send queue is at `channels.sendQueueLimit`: the producer ignored `send() === false`. */
+  | 'ESENDQUEUEFULL'
   // arenas
   | 'EARENAFULL'
   | 'EARENACORRUPT'
@@ -45,17 +49,39 @@ export type ShmxCode =
   | 'ENOMQUEUEFS'
   | 'ENOADDON';
 
-/** Base class of every error shmx raises on purpose. */
+/**
+ * errno names shmx's system calls report (the common ones; the kernel may report others — `ErrnoCode` keeps
+ * the type open to every `E…` name).
+ */
+export type ErrnoCode =
+  | 'ENOENT' | 'EEXIST' | 'EACCES' | 'EPERM' | 'ENOSPC' | 'ENOMEM' | 'EMFILE' | 'ENFILE' | 'EINVAL' | 'EAGAIN'
+  | 'EBADF' | 'EBUSY' | 'EINTR' | 'ESRCH' | 'EADDRINUSE' | 'ECONNREFUSED' | 'ECONNRESET' | 'EPIPE' | 'EMSGSIZE'
+  | 'ENAMETOOLONG' | 'EFBIG' | 'ENOSYS' | 'EOF'
+  // eslint-disable-next-line @typescript-eslint/ban-types -- keeps the literals above for completion
+  | (`E${string}` & {});
+
+/**
+ * Every `code` a {@link ShmxError} can carry: shmx's own ({@link ShmxCode}), `ETIMEDOUT` (TimeoutError),
+ * `ABORT_ERR` (AbortError) and errno names of failing system calls ({@link ErrnoCode}).
+ */
+export type ShmxErrorCode = ShmxCode | 'ETIMEDOUT' | 'ABORT_ERR' | ErrnoCode;
+
+/** Base class of every error shmx raises — on purpose, or from a failing system call in the addon. */
 export class ShmxError extends Error {
   /** Stable machine-readable code (`EHOSED`, `EARENAFULL`, an errno name, ...). */
-  readonly code: string;
+  readonly code: ShmxErrorCode;
   /** The kernel object or shmx object the error is about, when there is one. */
   readonly resource: string | undefined;
+  /** A failing system call's positive errno value (0 for a code of the addon's own, such as `ENOMQUEUEFS`). */
+  declare readonly errno?: number;
+  /** The failing system call (`shm_open`, `mq_open`, …), for errors of the addon. */
+  declare readonly syscall?: string;
 
-  constructor(code: ShmxCode | string, message: string, options: { resource?: string; cause?: unknown } = {}) {
+  /** `code` is typed loosely on input: codes a peer sends (refusals, control errors) arrive as strings. */
+  constructor(code: ShmxErrorCode | string, message: string, options: { resource?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ShmxError';
-    this.code = code;
+    this.code = code as ShmxErrorCode;
     this.resource = options.resource;
   }
 }
@@ -95,7 +121,10 @@ export class QuotaError extends ShmxError {
   }
 }
 
-/** True when `err` carries the given code (works for ShmxError and native errors alike). */
-export function hasCode(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+/**
+ * True when `err` is an error carrying the given code — a ShmxError, or an error of Node's own (a socket's
+ * `ECONNRESET`) — and then typed as one: `if (hasCode(err, 'EQUOTA')) err.code …`.
+ */
+export function hasCode<C extends ShmxErrorCode>(err: unknown, code: C): err is Error & { readonly code: C } {
+  return err instanceof Error && (err as { code?: unknown }).code === code;
 }

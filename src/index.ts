@@ -6,11 +6,16 @@
  */
 export * from './session/index.js';
 export { Channel, Message, WorkerChannel, WorkerMessage } from './channel/index.js';
-export type { OpenChannelOptions, ChannelSettings, RequestOptions, TransportKind, MqChannelOptions } from './channel/index.js';
+export type {
+  OpenChannelOptions, ChannelSettings, RequestOptions, SendOptions, TransportKind, MqChannelOptions, ChannelEvents, WorkerChannelEvents,
+  BridgeArenas,
+} from './channel/index.js';
+export type { AbortOptions } from './abort.js';
+export type { NativeError } from './native.js';
 export { Arena, Block, encodeHandle, decodeHandle, HANDLE_BYTES } from './arena/index.js';
 export type { Handle, ArenaGrowth, ArenaStats, ArenaCreateOptions, ArenaOpenOptions, AllocOptions, LeakInfo } from './arena/index.js';
 export { ShmxError, TimeoutError, AbortError, QuotaError, hasCode } from './errors.js';
-export type { ShmxCode } from './errors.js';
+export type { ShmxCode, ShmxErrorCode, ErrnoCode } from './errors.js';
 export { sweepStale, listResources, parseResourceName, formatResourceName } from './cleanup/index.js';
 export type { SweepOptions, SweepReport, FoundResource, ResourceName, ResourceKind } from './cleanup/index.js';
 export type { Logger } from './log.js';

@@ -9,12 +9,12 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ShmxError } from './errors.js';
+import { ShmxError, type ShmxErrorCode } from './errors.js';
 
-/** An error thrown by a failing system call in the addon. */
-export interface NativeError extends Error {
+/** An error thrown by a failing system call in the addon: a {@link ShmxError} (see asShmxError below). */
+export interface NativeError extends ShmxError {
   /** errno name, e.g. `ENOENT`, or an shmx code such as `ENOMQUEUEFS`. */
-  code: string;
+  code: ShmxErrorCode;
   /** The positive errno value (0 for shmx codes). */
   errno: number;
   /** The system call that failed, e.g. `shm_open`. */
@@ -237,10 +237,79 @@ let loaded: NativeBinding | undefined;
 
 function binding(): NativeBinding {
   if (loaded === undefined) {
-    loaded = loadBinding();
+    loaded = wrapBinding(loadBinding());
     native = loaded;
   }
   return loaded;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One error family (issue 11 item 5): an error the addon throws for a failing system call becomes a ShmxError in
+// place — the ShmxError prototype, its own `code`, `errno`, `syscall` and `resource` kept — so that callers
+// see one shape. Argument checks (TypeError, RangeError) stay what they are. Every function of the binding,
+// every method of the objects it returns (message queues, futex waiters, doorbells) and every promise they
+// return goes through this; the cost is one JavaScript frame per call, next to a system call.
+
+/** Makes a native system-call error a {@link ShmxError} (in place); anything else is returned unchanged. */
+export function asShmxError(err: unknown): unknown {
+  if (err instanceof Error && !(err instanceof ShmxError) && typeof (err as { code?: unknown }).code === 'string' &&
+    typeof (err as { syscall?: unknown }).syscall === 'string') {
+    Object.setPrototypeOf(err, ShmxError.prototype);
+    err.name = 'ShmxError';
+  }
+  return err;
+}
+
+function wrapFunction<F extends (...args: never[]) => unknown>(fn: F, self?: object): F {
+  return function (this: unknown, ...args: never[]) {
+    let result: unknown;
+    try {
+      result = fn.apply(self ?? this, args);
+    } catch (err) {
+      throw asShmxError(err);
+    }
+    return wrapResult(result);
+  } as unknown as F;
+}
+
+function wrapResult(result: unknown): unknown {
+  if (result instanceof Promise) return result.catch((err: unknown) => Promise.reject(asShmxError(err)));
+  if (typeof result === 'object' && result !== null) {
+    const proto = Object.getPrototypeOf(result) as object | null;
+    // Only objects of the addon's own classes (their methods are fixed on the prototype, so each instance is
+    // seen through a proxy whose methods convert errors); data (arrays, buffers, plain records) is left alone.
+    if (proto !== null && proto !== Object.prototype && !Array.isArray(result) && !ArrayBuffer.isView(result) &&
+      !(result instanceof ArrayBuffer) && !(result instanceof SharedArrayBuffer)) {
+      return addonObject(result);
+    }
+  }
+  return result;
+}
+
+/** An addon object whose methods throw (and reject with) ShmxErrors; each method wrapped once per object. */
+function addonObject<T extends object>(target: T): T {
+  // Keyed by the function itself: a method replaced on the instance (a test's stand-in) is wrapped afresh.
+  const methods = new WeakMap<object, unknown>();
+  return new Proxy(target, {
+    get: (t, key) => {
+      const value = Reflect.get(t, key, t) as unknown;
+      if (typeof value !== 'function') return value;
+      let method = methods.get(value);
+      if (method === undefined) {
+        method = wrapFunction(value as (...args: never[]) => unknown, t);
+        methods.set(value, method);
+      }
+      return method;
+    },
+  });
+}
+
+function wrapBinding(raw: NativeBinding): NativeBinding {
+  const wrapped: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw as unknown as Record<string, unknown>)) {
+    wrapped[key] = typeof value === 'function' ? wrapFunction(value as (...args: never[]) => unknown) : value;
+  }
+  return wrapped as unknown as NativeBinding;
 }
 
 /**

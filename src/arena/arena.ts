@@ -3,7 +3,7 @@
  * See docs/arena.md for the design.
  */
 import { randomFillSync } from 'node:crypto';
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
 import type { Block } from './block.js';
@@ -181,7 +181,7 @@ function mapHeader(name: string): Int32Array {
       hdr = new Int32Array(native.shmMap(headerName(name)));
     } catch (err) {
       // ENOENT: no such arena. Anything else may be a segment still being sized (empty mapping).
-      if ((err as { code?: string }).code === 'ENOENT' || Date.now() > deadline) throw err;
+      if (hasCode(err, 'ENOENT') || Date.now() > deadline) throw err;
     }
     if (hdr !== undefined && hdr.length >= headerWords(1)) {
       const magic = Atomics.load(hdr, H_MAGIC);
@@ -484,7 +484,7 @@ export class Arena {
         freeSlot(core.hdr, core.slot, process.pid);
       } catch (err) {
         // ECLOSED here means the arena was destroyed under us: there is nothing left to release.
-        if ((err as { code?: string }).code !== 'ECLOSED') {
+        if (!hasCode(err, 'ECLOSED')) {
           core.logger().warn({ arena: core.name, err }, 'arena close could not release its holds');
         }
       }

@@ -2,6 +2,7 @@
  * A block: a range of an arena's shared memory held by this process. Views over it are created lazily and
  * never copy.
  */
+import '../dispose.js';
 import { UNIT } from './layout.js';
 import type { Slab } from './slab.js';
 
@@ -146,5 +147,10 @@ export class Block {
   /** Lets go of the block (same as `arena.free(block)`). Throws `ESTALEHANDLE` when already released. */
   release(): void {
     this._owner.releaseBlock(this);
+  }
+
+  /** `using block = arena.alloc(n)`: released at the end of the scope (unless released already). */
+  [Symbol.dispose](): void {
+    if (this._held) this.release();
   }
 }

@@ -13,7 +13,7 @@
  * - A segment truncated under us (truncation.ts) faults the arena with `ESEGMENTTRUNCATED`; that cause wins over
  *   any `EARENACORRUPT` the zero pages it left behind made us see.
  */
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 import { native } from '../native.js';
 import { Block } from './block.js';
 import { arenaIdString, checkHandle, decodeHandle, type Handle } from './handle.js';
@@ -230,7 +230,7 @@ export class ArenaCore implements SegmentWatcher {
       native.shmSize(headerName(this.name));
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return false;
+      if (hasCode(err, 'ENOENT')) return false;
       throw err;
     }
   }

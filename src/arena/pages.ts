@@ -7,7 +7,7 @@
  * orphan continuations, which it resets. A run never spans segments.
  */
 import { readFileSync, statfsSync } from 'node:fs';
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 import { native } from '../native.js';
 import type { ArenaCore } from './core.js';
 import {
@@ -139,7 +139,7 @@ export function shmRoom(): number | null {
 
 /** Out of memory/space while creating a segment → EARENAFULL; anything else is rethrown as is. */
 function spaceError(core: ArenaCore, name: string, err: unknown): never {
-  const code = (err as { code?: string }).code;
+  const code = err instanceof ShmxError ? err.code : undefined;
   native.shmUnlink(name); // in case a partly reserved segment was left behind (we hold the lock: it is ours)
   if (code === 'ENOSPC' || code === 'ENOMEM' || code === 'EFBIG' || code === 'EDQUOT') {
     full(core, `cannot reserve segment ${name} (${code})`, err);
@@ -177,8 +177,7 @@ export function grow(core: ArenaCore, k: number, exact = false): number {
   try {
     native.shmCreate(name, units * UNIT, core.mode);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code !== 'EEXIST') spaceError(core, name, err);
+    if (!hasCode(err, 'EEXIST')) spaceError(core, name, err);
     native.shmUnlink(name);
     try {
       native.shmCreate(name, units * UNIT, core.mode);

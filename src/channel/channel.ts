@@ -7,6 +7,9 @@ import { EventEmitter } from 'node:events';
 import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
+import '../dispose.js';
+import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
+import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, encodeBody, takeBackLend } from './body.js';
 import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
@@ -35,23 +38,38 @@ export interface ChannelLink {
   closed(channel: Channel, reason: CloseReason, how: CloseHow, transport: Transport): void;
 }
 
-/** Options of a request. */
-export interface RequestOptions {
-  /** Reject with TimeoutError when no reply arrives in time. */
+/** Options of a request: `signal` (AbortError) and `timeoutMs` (TimeoutError when no reply arrives in time). */
+export interface RequestOptions extends AbortOptions {
+  /** @deprecated Use `timeoutMs` (the one name of every time limit in shmx). */
   timeout?: number;
-  /** Reject with AbortError when aborted. */
-  signal?: AbortSignal;
 }
 
+/** Options of `sendAsync`/`replyAsync`: abort or time out while the message still waits for room (nothing is
+ *  sent then); once written it is sent. */
+export type SendOptions = AbortOptions;
+
+/** Events of a {@link Channel}. */
 export interface ChannelEvents {
   message: [message: Message];
-  /** After `send` returned false: there is room again. */
+  /** After `send`/`reply` returned false (or `trySend` could not write): everything queued went out. */
   drain: [];
   /** Exactly once. */
   close: [reason: CloseReason];
 }
 
 const NO_OPTIONS: RequestOptions = {};
+
+/** What each queued message counts against the high-water mark and the queue limit, on top of its bytes. */
+export const QUEUED_MESSAGE_COST = 64;
+
+/** A message waiting in the send queue, encoded. `done` (sendAsync, replyAsync, requests) learns its fate. */
+interface Queued {
+  tag: number;
+  requestId: number;
+  body: Uint8Array;
+  cost: number;
+  done: ((err?: Error) => void) | undefined;
+}
 
 /** Traffic of one channel (envelope bytes included), for operators: `shmx session`, metrics. */
 export interface ChannelCounters {
@@ -87,14 +105,20 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private readonly waiters: Array<(r: IteratorResult<Message>) => void> = [];
   private iterators = 0;
   private blocked = false;
-  /** Sends waiting for room, in call order: nothing may overtake them. */
-  private readonly outbox: Array<{ flags: number; requestId: number; data: Uint8Array | Block; done: (err?: Error) => void }> = [];
+  // ---- send side state (issue 11 item 1) ----
+  /** Sends waiting for room, in call order, already encoded (bytes copied, blocks lent): nothing may overtake them. */
+  private readonly outbox: Queued[] = [];
+  /** What the outbox holds, as counted against the high-water mark and the queue limit. */
+  private queuedBytes = 0;
+  /** A send returned false: 'drain' is owed once the outbox is empty. */
+  private needDrain = false;
+  // ---- end send side state ----
   private closeReason: CloseReason | undefined;
   private views = false;
 
   /** @internal Made by the session's channel multiplexer. */
   constructor(link: ChannelLink, id: number, transport: Transport, metadata: unknown, init: boolean) {
-    super();
+    super({ captureRejections: true }); // listener errors are the session's (listener-errors.ts)
     this.link = link;
     this.id = id;
     this.io = transport;
@@ -167,22 +191,54 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.link.setSpin(this, on);
   }
 
+  // ---- send side (issue 11 item 1): the contract of Node's Writable.write ----
+
   /**
-   * Sends a message: bytes are copied; an arena Block (of this session's session or app arena) is sent by
-   * handle — the peer reads the same memory. The sender keeps its own hold on the block. Returns false when
-   * the channel is full: nothing was sent; wait for `'drain'` (or use {@link sendAsync}).
+   * Sends a message, like `Writable.write`: it is never dropped. Written to the transport at once when there is
+   * room, else queued in call order (bytes copied, a block lent: the caller may reuse its buffer or release its
+   * block at once). Returns false when the queue reached the high-water mark (`channels.sendHighWaterMark`):
+   * the message is queued all the same — wait for `'drain'` before sending more. A producer that ignores false
+   * gets `ESENDQUEUEFULL` (thrown; that message is not queued) past `channels.sendQueueLimit`, never a silent loss.
+   * Bytes are copied; an arena Block (of this session's session or app arena) is sent by handle — the peer reads
+   * the same memory.
    */
   send(data: Uint8Array | Block): boolean {
-    this.assertOpen();
-    if (this.outbox.length > 0) return false; // queued sends go first
-    return this.sendTagged(0, 0, data);
+    return this.sendOrQueue(0, 0, data);
   }
 
-  /** Sends in call order, waiting for room when full. Rejects (ECLOSED) if the channel closes first. Keep a
-   *  Block held until this resolves. */
-  sendAsync(data: Uint8Array | Block): Promise<void> {
-    return this.enqueue(0, 0, data);
+  /**
+   * Writes now or says it did not: true when written to the transport, false when it is full or sends are
+   * queued (nothing was sent or queued; `'drain'` follows). For producers that would rather skip or coalesce
+   * than queue.
+   */
+  trySend(data: Uint8Array | Block): boolean {
+    return this.tryTagged(0, 0, data);
   }
+
+  /**
+   * Sends in call order; resolves once the message was written to the transport. Rejects with ECLOSED if the
+   * channel closes first, AbortError / TimeoutError when `signal` / `timeoutMs` end the wait for room (the
+   * message is then not sent), ESENDQUEUEFULL past `channels.sendQueueLimit`.
+   */
+  sendAsync(data: Uint8Array | Block, options?: SendOptions): Promise<void> {
+    return this.enqueue(0, 0, data, options, 'send');
+  }
+
+  /** Bytes waiting in the send queue (each message counts its byte length plus {@link QUEUED_MESSAGE_COST}). */
+  get writableLength(): number {
+    return this.queuedBytes;
+  }
+
+  /** Queued bytes at which `send` starts returning false (`channels.sendHighWaterMark`). */
+  get writableHighWaterMark(): number {
+    return this.link.host.sendLimits.highWaterMark;
+  }
+
+  /** True from a `send` that returned false until its `'drain'`. */
+  get writableNeedDrain(): boolean {
+    return this.needDrain;
+  }
+  // ---- end send side ----
 
   /**
    * Sends a request and resolves with the reply. Many may be in flight; each completes exactly once: reply,
@@ -191,18 +247,20 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   request(data: Uint8Array | Block, options: RequestOptions = NO_OPTIONS): Promise<Message> {
     try {
       this.assertOpen();
+      if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
       const { timeout, signal } = options;
-      if (timeout !== undefined && (!Number.isFinite(timeout) || timeout <= 0)) {
-        throw new RangeError('timeout must be a positive number of milliseconds');
-      }
-      if (signal?.aborted) throw new AbortError('request aborted before it was sent');
+      const timeoutMs = options.timeoutMs ?? timeout;
+      checkAbortOptions({ signal, timeoutMs });
+      if (signal?.aborted) throw new AbortError('request aborted before it was sent', { cause: signal.reason });
       const id = this.requests.nextId();
-      const reply = this.requests.add(id, timeout, signal, this.id);
+      const reply = this.requests.add(id, timeoutMs, signal, this.id);
       if (diag.request.hasSubscribers) this.timeRequest(reply);
       if (this.requests.size === 1) this.io.resume(); // the reply must get through even with nobody listening
       try {
         if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
-          this.enqueue(TAG_REQUEST, id, data).catch((err: Error) => this.requests.fail(id, err));
+          const queued = this.queue(TAG_REQUEST, id, data, (err) => err !== undefined && this.requests.fail(id, err));
+          // A request that ends (abort, timeout) while it still waits for room is not sent at all.
+          reply.catch(() => this.unqueue(queued));
         }
       } catch (err) {
         this.requests.fail(id, err as Error);
@@ -214,11 +272,25 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   }
 
   /** Iterates over incoming messages until the channel closes. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Message> {
+  [Symbol.asyncIterator](): AsyncGenerator<Message> {
+    return this.iterate(undefined);
+  }
+
+  /**
+   * Iterates over incoming messages until the channel closes — or until `signal` aborts: the loop then throws
+   * AbortError (as `events.on(emitter, name, { signal })` does); messages not yet taken stay for the next reader.
+   */
+  messages(options: { signal?: AbortSignal } = {}): AsyncGenerator<Message> {
+    checkAbortOptions(options);
+    return this.iterate(options.signal);
+  }
+
+  private async *iterate(signal: AbortSignal | undefined): AsyncGenerator<Message> {
     this.iterators++;
     this.consumerAppeared();
     try {
       for (;;) {
+        if (signal?.aborted) throw abortError(`iterating channel ${this.id}`, signal);
         const next = this.inbox.shift();
         if (next !== undefined) {
           if (this.inbox.length === ITERATOR_BUFFER - 1) this.consumerAppeared();
@@ -226,7 +298,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
           continue;
         }
         if (this.closeReason !== undefined) return;
-        const r = await new Promise<IteratorResult<Message>>((resolve) => this.waiters.push(resolve));
+        const r = await waitInQueue(this.waiters, signal, `iterating channel ${this.id}`);
         if (r.done) return;
         yield r.value;
       }
@@ -235,12 +307,18 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     }
   }
 
+
   /**
    * Closes the channel (both ends). Idempotent; emits `'close'` exactly once. Messages not yet delivered are
    * dropped (blocks they carry are released). Safe inside a `'message'` handler: nothing more is delivered.
    */
   close(): void {
     this.finish('local-close', 'local');
+  }
+
+  /** `await using channel = await session.openChannel()`: closed at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   /** @internal The session is closing: close without telling the peer (the session does). */
@@ -286,7 +364,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array): void =>
     this.deliver(tag, requestId, body);
 
-  /** @internal There may be room again: send what waits, in order; emit 'drain' once all went out. */
+  /** @internal There may be room again: send what waits, in order; emit 'drain' (if owed) once all went out. */
   checkDrain(): void {
     if (!this.blocked || this.closeReason !== undefined || !this.io.writable) return;
     this.blocked = false;
@@ -294,17 +372,24 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       const next = this.outbox[0]!;
       let sent: boolean;
       try {
-        sent = this.sendTagged(next.flags, next.requestId, next.data);
+        sent = this.writeQueued(next);
       } catch (err) {
         this.outbox.shift();
-        next.done(err as Error);
+        this.queuedBytes -= next.cost;
+        this.takeBack(next);
+        if (next.done !== undefined) next.done(err as Error);
+        else this.link.host.logger.warn({ err, channel: this.id }, 'a queued message could not be sent');
         continue;
       }
       if (!sent) return; // full again: the next drain continues
       this.outbox.shift();
-      next.done();
+      this.queuedBytes -= next.cost;
+      next.done?.();
     }
-    this.emit('drain');
+    if (this.needDrain && this.closeReason === undefined) {
+      this.needDrain = false;
+      this.emit('drain');
+    }
   }
 
   // ---- internals ----
@@ -315,18 +400,112 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     }
   }
 
-  /** Sends now if nothing waits and there is room, else queues; resolves once sent. */
-  private enqueue(flags: number, requestId: number, data: Uint8Array | Block): Promise<void> {
+  // ---- send side internals (issue 11 item 1) ----
+
+  /** send/reply: write now, else queue; false once the queue reached the high-water mark. */
+  private sendOrQueue(flags: number, requestId: number, data: Uint8Array | Block): boolean {
+    this.assertOpen();
+    if (this.outbox.length === 0 && this.sendTagged(flags, requestId, data)) return true;
+    this.queue(flags, requestId, data, undefined);
+    if (this.queuedBytes < this.link.host.sendLimits.highWaterMark) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  /** trySend/tryReply: write now or nothing. */
+  private tryTagged(flags: number, requestId: number, data: Uint8Array | Block): boolean {
+    this.assertOpen();
+    if (this.outbox.length === 0 && this.sendTagged(flags, requestId, data)) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  /** sendAsync/replyAsync: sends now if nothing waits and there is room, else queues; resolves once written. */
+  private enqueue(flags: number, requestId: number, data: Uint8Array | Block, options: SendOptions | undefined, what: string): Promise<void> {
     try {
       this.assertOpen();
+      checkAbortOptions(options);
+      if (options?.signal?.aborted) throw abortError(`${what} on channel ${this.id}`, options.signal);
       if (this.outbox.length === 0 && this.sendTagged(flags, requestId, data)) return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<void>((resolve, reject) => {
-      this.outbox.push({ flags, requestId, data, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      let stop = (): void => {};
+      let queued: Queued;
+      try {
+        queued = this.queue(flags, requestId, data, (err) => {
+          stop();
+          if (err === undefined) resolve();
+          else reject(err);
+        });
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      stop = watchCancel(`${what} on channel ${this.id}`, options, (err) => {
+        this.unqueue(queued);
+        reject(err);
+      });
     });
   }
+
+  /**
+   * Queues a message behind what waits: encoded now (small bytes copied, large ones spilled to the arena, a
+   * block lent), so the caller may reuse its buffer or release its block. Throws ESENDQUEUEFULL past the limit.
+   */
+  private queue(flags: number, requestId: number, data: Uint8Array | Block, done: Queued['done']): Queued {
+    if (!(data instanceof Uint8Array) && !(data instanceof Block)) {
+      throw new TypeError('data must be a Uint8Array or an arena Block');
+    }
+    const cost = (data instanceof Uint8Array ? data.byteLength : 0) + QUEUED_MESSAGE_COST;
+    const { queueLimit } = this.link.host.sendLimits;
+    if (this.queuedBytes + cost > queueLimit) {
+      throw new ShmxError('ESENDQUEUEFULL', `channel ${this.id}: ${this.queuedBytes} bytes wait to be sent and this ` +
+        `message would pass channels.sendQueueLimit (${queueLimit}); wait for 'drain' when send() returns false`,
+      { resource: `${this.link.host.id}/${this.id}` });
+    }
+    const host = this.link.host;
+    const encoded = encodeBody(host, data, flags, this.io.maxInline);
+    encoded.spilled?.release(); // the lend keeps a spilled copy alive until the receiver lets go
+    const body = kindOf(encoded.tag) === BodyKind.Inline ? new Uint8Array(encoded.body) : encoded.body;
+    const queued: Queued = { tag: encoded.tag, requestId, body, cost, done };
+    this.outbox.push(queued);
+    this.queuedBytes += cost;
+    return queued;
+  }
+
+  /** Takes a message out of the queue if it is still there (aborted, timed out): it is not sent. */
+  private unqueue(queued: Queued): void {
+    const i = this.outbox.indexOf(queued);
+    if (i < 0) return;
+    this.outbox.splice(i, 1);
+    this.queuedBytes -= queued.cost;
+    this.takeBack(queued);
+  }
+
+  /** Writes a queued message; false when the transport is full (then `blocked`). */
+  private writeQueued(queued: Queued): boolean {
+    if (!this.io.write(queued.tag, queued.requestId, queued.body)) {
+      this.blocked = true;
+      return false;
+    }
+    const bytes = queued.body.byteLength + 8;
+    this.link.host.countOut(bytes);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += bytes;
+    return true;
+  }
+
+  /** A queued message that will not be sent: its lend (a block, a spilled copy) goes back. */
+  private takeBack(queued: Queued): void {
+    try {
+      takeBackLend(this.link.host, queued.tag, queued.body);
+    } catch (err) {
+      this.link.host.logger.warn({ err, channel: this.id }, 'taking back the lend of an unsent message failed');
+    }
+  }
+  // ---- end send side internals ----
 
   private sendTagged(flags: number, requestId: number, data: Uint8Array | Block): boolean {
     this.assertOpen();
@@ -401,8 +580,9 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   /** How this channel's requests are answered (shared by all its request messages). */
   private readonly replier: Replier = {
-    replyNow: (requestId, d) => this.outbox.length === 0 && this.sendTagged(TAG_RESPONSE, requestId, d),
-    replyQueued: (requestId, d) => this.enqueue(TAG_RESPONSE, requestId, d),
+    reply: (requestId, d) => this.sendOrQueue(TAG_RESPONSE, requestId, d),
+    tryReply: (requestId, d) => this.tryTagged(TAG_RESPONSE, requestId, d),
+    replyAsync: (requestId, d, options) => this.enqueue(TAG_RESPONSE, requestId, d, options, 'reply'),
   };
 
   private borrow(tag: number, body: Uint8Array): Block {
@@ -428,14 +608,27 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.inbox.push(message);
   }
 
+  // ---- listener errors (issue 11 item 2): the session's, never the process's ----
   private emitMessage(message: Message): void {
-    try {
-      this.emit('message', message);
-      this.link.host.countSuccess();
-    } catch (err) {
-      this.link.host.countError(err);
-    }
+    emitCounted(this, 'message', [message], this.listenerOutcome);
   }
+
+  /** A 'message' listener's outcome, async ones included, goes to the session's error policy. */
+  private readonly listenerOutcome: ListenerOutcome = {
+    error: (err) => this.countError(err),
+    success: () => this.link.host.countSuccess(),
+  };
+
+  /** @internal A rejected listener of any other event ('drain', 'close'): an error of the session. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.countError(err);
+  }
+
+  /** @internal An application error on this channel (a listener here or in a Worker it is bridged to). */
+  countError(err: unknown): void {
+    this.link.host.countError(err);
+  }
+  // ---- end listener errors ----
 
   private finish(reason: CloseReason, how: CloseHow): void {
     if (this.closeReason !== undefined) return;
@@ -445,7 +638,12 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.io.stop();
     this.requests.failAll(reason);
     const closed = new ShmxError('ECLOSED', `channel ${this.id} closed (${reason}) before the message was sent`);
-    for (const o of this.outbox.splice(0)) o.done(closed);
+    for (const o of this.outbox.splice(0)) {
+      this.takeBack(o);
+      o.done?.(closed);
+    }
+    this.queuedBytes = 0;
+    this.needDrain = false;
     for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
     for (const m of this.inbox.splice(0)) m.release();
     try {

@@ -43,5 +43,7 @@ export interface ChannelHost {
   countIn(bytes: number): void;
   countOut(bytes: number): void;
   countError(err: unknown): void;
+  /** Bounds of every channel's send queue (ChannelSettings.sendHighWaterMark / sendQueueLimit). */
+  readonly sendLimits: { readonly highWaterMark: number; readonly queueLimit: number };
   countSuccess(): void;
 }

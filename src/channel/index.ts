@@ -1,5 +1,5 @@
 export { Channel } from './channel.js';
-export type { ChannelEvents, RequestOptions } from './channel.js';
+export type { ChannelEvents, RequestOptions, SendOptions, ChannelCounters, CloseHow } from './channel.js';
 export { Message } from './message.js';
 export { ChannelMux } from './mux.js';
 export { Wakeup } from './wakeup.js';
@@ -10,4 +10,4 @@ export type { ChannelHost, SessionChild } from './host.js';
 export type { TransportKind } from './transport.js';
 export type { MqChannelOptions } from './mq-transport.js';
 export { bridgeToWorker, WorkerChannel, WorkerMessage } from './worker-bridge.js';
-export type { BridgeArenas } from './worker-bridge.js';
+export type { BridgeArenas, WorkerChannelEvents } from './worker-bridge.js';

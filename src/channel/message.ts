@@ -2,12 +2,15 @@
  * A received message. `bytes` is the payload: a private copy for copied sends, or — for a block sent by handle —
  * a view of the very bytes the sender wrote in the arena (zero-copy), valid until `release()`.
  */
+import '../dispose.js';
+import type { AbortOptions } from '../abort.js';
 import type { Block } from '../arena/index.js';
 
-/** @internal How a request is answered: now (false when full) or in order when there is room. */
+/** @internal How a request is answered: as the channel's send, trySend and sendAsync. */
 export interface Replier {
-  replyNow(requestId: number, data: Uint8Array | Block): boolean;
-  replyQueued(requestId: number, data: Uint8Array | Block): Promise<void>;
+  reply(requestId: number, data: Uint8Array | Block): boolean;
+  tryReply(requestId: number, data: Uint8Array | Block): boolean;
+  replyAsync(requestId: number, data: Uint8Array | Block, options?: AbortOptions): Promise<void>;
 }
 
 /** A received message (see the file comment: copied bytes, or a view of a block sent by handle). */
@@ -41,14 +44,22 @@ export class Message {
     return this.replier !== undefined;
   }
 
-  /** Answers a request. Returns false under backpressure (nothing sent: use {@link replyAsync}). */
+  /**
+   * Answers a request, as `channel.send`: never dropped — written now or queued in order; false when the
+   * channel's queue reached its high-water mark (wait for the channel's `'drain'`).
+   */
   reply(data: Uint8Array | Block): boolean {
-    return this.requester().replyNow(this.requestId, data);
+    return this.requester().reply(this.requestId, data);
   }
 
-  /** Answers a request once there is room, in order with the channel's other queued sends. */
-  replyAsync(data: Uint8Array | Block): Promise<void> {
-    return this.requester().replyQueued(this.requestId, data);
+  /** Answers now or not at all, as `channel.trySend`: false when nothing was sent. */
+  tryReply(data: Uint8Array | Block): boolean {
+    return this.requester().tryReply(this.requestId, data);
+  }
+
+  /** Answers in order with the channel's other queued sends; resolves once written (abortable while it waits). */
+  replyAsync(data: Uint8Array | Block, options?: AbortOptions): Promise<void> {
+    return this.requester().replyAsync(this.requestId, data, options);
   }
 
   private requester(): Replier {
@@ -62,5 +73,10 @@ export class Message {
       this.block.release();
       this.onRelease?.();
     }
+  }
+
+  /** `using m = await channel.request(…)`: released at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.release();
   }
 }

@@ -26,6 +26,8 @@ export interface OpenChannelOptions {
    * wait for the peer's channel layer to be ready. Default 5000 ms.
    */
   timeoutMs?: number;
+  /** Aborting rejects the open with AbortError (a channel the peer accepts afterwards is closed at once). */
+  signal?: AbortSignal;
 }
 
 /** Session-wide channel settings. */
@@ -35,6 +37,12 @@ export interface ChannelSettings {
   spinMicros: number;
   /** Largest message on the `socket` transport. */
   maxSocketMessage: number;
+  /** Bytes queued by a channel's sends (each message: its length + 64) at which `send` returns false, as
+   *  `Writable`'s highWaterMark. Default 256 KiB. */
+  sendHighWaterMark: number;
+  /** Bytes queued past which a send fails with ESENDQUEUEFULL instead of queueing (a producer that ignores
+   *  false). Default 64 MiB; at least `sendHighWaterMark`. */
+  sendQueueLimit: number;
 }
 
 /** Fills in and checks channel settings. */
@@ -47,5 +55,13 @@ export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): 
   if (!Number.isInteger(maxSocketMessage) || maxSocketMessage < 4096 || maxSocketMessage > 2 ** 31) {
     throw new RangeError('maxSocketMessage must be an integer between 4096 and 2^31');
   }
-  return { spinMicros, maxSocketMessage };
+  const sendHighWaterMark = partial.sendHighWaterMark ?? 256 * 1024;
+  const sendQueueLimit = partial.sendQueueLimit ?? 64 * 1024 * 1024;
+  if (!Number.isSafeInteger(sendHighWaterMark) || sendHighWaterMark < 1) {
+    throw new RangeError('sendHighWaterMark must be a positive integer (bytes)');
+  }
+  if (!Number.isSafeInteger(sendQueueLimit) || sendQueueLimit < sendHighWaterMark) {
+    throw new RangeError('sendQueueLimit must be an integer of at least sendHighWaterMark (bytes)');
+  }
+  return { spinMicros, maxSocketMessage, sendHighWaterMark, sendQueueLimit };
 }

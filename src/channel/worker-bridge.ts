@@ -13,7 +13,10 @@ import { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Arena, type Block, type Handle } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
+import '../dispose.js';
 import { ShmxError } from '../errors.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
+import { abortError, checkAbortOptions, watchCancel, type AbortOptions } from '../abort.js';
 import type { Channel } from './channel.js';
 import type { Message } from './message.js';
 
@@ -39,6 +42,10 @@ type FromWorker =
   | { kind: 'reply'; id: number; token: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas }
   | { kind: 'release'; token: number }
   | { kind: 'consumed'; count: number }
+  /** A listener in the Worker threw or rejected: an application error of the channel's session. */
+  | { kind: 'error'; message: string; code?: string }
+  /** The Worker gave up on call `id` (its signal or time limit): stop waiting for room for it. */
+  | { kind: 'cancel'; id: number }
   | { kind: 'close' };
 
 /**
@@ -72,11 +79,13 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
     return { data: block, done: () => block.release() };
   };
   const fail = (id: number, err: unknown) =>
-    post({ kind: 'done', id, error: (err as Error).message, code: (err as { code?: string }).code });
+    post({ kind: 'done', id, error: err instanceof Error ? err.message : String(err), code: err instanceof ShmxError ? err.code : undefined });
+  /** Calls in progress, by id, each abortable by the Worker's 'cancel'. */
+  const inProgress = new Map<number, AbortController>();
   /** Decodes what the Worker sent, does `act` with it, and reports the outcome (and a reply) back. */
   const forward = (
     m: { id: number; bytes?: Uint8Array; handle?: Handle; arena?: keyof BridgeArenas },
-    act: (data: Uint8Array | Block) => Promise<Message | void>,
+    act: (data: Uint8Array | Block, signal: AbortSignal) => Promise<Message | void>,
   ) => {
     let p;
     try {
@@ -85,10 +94,15 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
       fail(m.id, err);
       return;
     }
-    act(p.data).then(
+    const cancel = new AbortController();
+    inProgress.set(m.id, cancel);
+    act(p.data, cancel.signal).then(
       (reply) => post({ kind: 'done', id: m.id, reply: reply === undefined ? undefined : toWorker(reply) }),
       (err) => fail(m.id, err),
-    ).finally(p.done);
+    ).finally(() => {
+      inProgress.delete(m.id);
+      p.done();
+    });
   };
 
   // Backpressure across the hop: at most WINDOW messages handed over and not yet taken by the Worker's app.
@@ -114,12 +128,12 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
   port.on('message', (m: FromWorker) => {
     switch (m.kind) {
       case 'send':
-        forward(m, (data) => (m.request === true ? channel.request(data) : channel.sendAsync(data)));
+        forward(m, (data, signal) => (m.request === true ? channel.request(data, { signal }) : channel.sendAsync(data, { signal })));
         return;
       case 'reply': {
         const request = held.get(m.token);
         if (request === undefined) return fail(m.id, new ShmxError('ESTALEHANDLE', 'no such request'));
-        forward(m, (data) => request.replyAsync(data).finally(() => {
+        forward(m, (data, signal) => request.replyAsync(data, { signal }).finally(() => {
           if (request.block === undefined) held.delete(m.token); // answered; a block waits for its release
         }));
         return;
@@ -134,6 +148,12 @@ export function bridgeToWorker(channel: Channel, arenas: BridgeArenas, sessionAr
           paused = false;
           channel.on('message', onMessage);
         }
+        return;
+      case 'cancel':
+        inProgress.get(m.id)?.abort();
+        return;
+      case 'error':
+        channel.countError(new ShmxError(m.code ?? 'ELISTENER', `a listener in the Worker failed: ${m.message}`));
         return;
       case 'close':
         channel.close();
@@ -165,14 +185,16 @@ export class WorkerMessage {
 
   private released = false;
 
-  /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}). */
-  reply(data: Uint8Array | Block): Promise<void> {
+  /** Answers a request (bytes, or a block of an arena opened with {@link WorkerChannel.openArena}); resolves
+   *  once it went out. `signal` / `timeoutMs` end the wait for room (AbortError / TimeoutError; then not sent). */
+  reply(data: Uint8Array | Block, options?: AbortOptions): Promise<void> {
     if (!this.isRequest) throw new TypeError('this message is not a request');
-    return this.end.replyTo(this.token, data).then(() => undefined);
+    return this.end.replyTo(this.token, data, options).then(() => undefined);
   }
 }
 
-interface WorkerChannelEvents {
+/** Events of a {@link WorkerChannel}. */
+export interface WorkerChannelEvents {
   message: [message: WorkerMessage];
   close: [reason: CloseReason];
 }
@@ -190,7 +212,7 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   private closeReason: CloseReason | undefined;
 
   constructor(private readonly port: MessagePort) {
-    super();
+    super({ captureRejections: true }); // listener errors go to the channel's session (listener-errors.ts)
     let markReady!: () => void;
     this.ready = new Promise((resolve) => (markReady = resolve));
     (this as EventEmitter).on('newListener', (event: string) => {
@@ -248,20 +270,30 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     return arena;
   }
 
-  /** Sends bytes (copied) or a block (by handle); resolves once it went out on the channel. */
-  async send(data: Uint8Array | Block): Promise<void> {
-    await this.call({ kind: 'send', id: 0, ...(await this.encode(data)) });
+  /**
+   * Sends bytes (copied) or a block (by handle); resolves once it went out on the channel. `signal` /
+   * `timeoutMs` end the wait (AbortError / TimeoutError): a message still waiting for room is then not sent.
+   */
+  async send(data: Uint8Array | Block, options?: AbortOptions): Promise<void> {
+    checkAbortOptions(options);
+    await this.call({ kind: 'send', id: 0, ...(await this.encode(data)) }, options, 'send');
   }
 
-  /** Sends a request; resolves with the reply. */
-  async request(data: Uint8Array | Block): Promise<WorkerMessage> {
-    return (await this.call({ kind: 'send', id: 0, request: true, ...(await this.encode(data)) }))!;
+  /** Sends a request; resolves with the reply. `signal` / `timeoutMs`: AbortError / TimeoutError. */
+  async request(data: Uint8Array | Block, options?: AbortOptions): Promise<WorkerMessage> {
+    checkAbortOptions(options);
+    return (await this.call({ kind: 'send', id: 0, request: true, ...(await this.encode(data)) }, options, 'request'))!;
   }
 
   /** Closes both ends. */
   close(): void {
     if (this.closeReason !== undefined) return;
     this.port.postMessage({ kind: 'close' } satisfies FromWorker);
+  }
+
+  /** `await using` in a Worker: closes both ends at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   /** @internal */
@@ -271,8 +303,9 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   }
 
   /** @internal */
-  async replyTo(token: number, data: Uint8Array | Block): Promise<WorkerMessage | undefined> {
-    return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) });
+  async replyTo(token: number, data: Uint8Array | Block, options?: AbortOptions): Promise<WorkerMessage | undefined> {
+    checkAbortOptions(options);
+    return this.call({ kind: 'reply', id: 0, token, ...(await this.encode(data)) }, options, 'reply');
   }
 
   private deliver(m: WorkerMessage): void {
@@ -283,13 +316,27 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
   /** Gives a message to the app and, now and then, tells the other thread how many were taken. */
   private handOut(m: WorkerMessage): void {
     try {
-      this.emit('message', m);
+      emitCounted(this, 'message', [m], { error: (err) => this.reportError(err), success: () => {} });
     } finally {
       if (++this.unacked >= ACK_EVERY) {
         this.port.postMessage({ kind: 'consumed', count: this.unacked } satisfies FromWorker);
         this.unacked = 0;
       }
     }
+  }
+
+  /** A listener here threw or rejected: the owning thread counts it against the channel's session. */
+  private reportError(err: unknown): void {
+    if (this.closeReason !== undefined) return; // the session is gone: nothing left to count it against
+    const e = err as { message?: unknown; code?: unknown };
+    this.port.postMessage({
+      kind: 'error', message: String(e?.message ?? err), code: typeof e?.code === 'string' ? e.code : undefined,
+    } satisfies FromWorker);
+  }
+
+  /** @internal A rejected listener of another event ('close'): reported like a 'message' listener's. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.reportError(err);
   }
 
   /** Messages waiting for a listener (bounded by the bridge's window). */
@@ -308,11 +355,26 @@ export class WorkerChannel extends EventEmitter<WorkerChannelEvents> {
     throw new RangeError('a block sent from a Worker must come from an arena opened with openArena()');
   }
 
-  private call(m: FromWorker & { id: number }): Promise<WorkerMessage | undefined> {
+  private call(m: FromWorker & { id: number }, options: AbortOptions | undefined, what: string): Promise<WorkerMessage | undefined> {
     if (this.closeReason !== undefined) return Promise.reject(new ShmxError('ECLOSED', `channel closed (${this.closeReason})`));
+    if (options?.signal?.aborted) return Promise.reject(abortError(`${what} from a Worker`, options.signal));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      const stop = watchCancel(`${what} from a Worker`, options, (err) => {
+        if (!this.pending.delete(id)) return;
+        this.port.postMessage({ kind: 'cancel', id } satisfies FromWorker); // the owning thread stops waiting too
+        reject(err);
+      });
+      this.pending.set(id, {
+        resolve: (v) => {
+          stop();
+          resolve(v);
+        },
+        reject: (e) => {
+          stop();
+          reject(e);
+        },
+      });
       this.port.postMessage({ ...m, id });
     });
   }

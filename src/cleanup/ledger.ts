@@ -13,6 +13,7 @@
  * recording a new queue throws that error (the channel open fails), and forgetting one does nothing.
  */
 import { faultedSegment, noticeSegmentFaults, segmentTruncated, watchSegments } from '../arena/truncation.js';
+import { hasCode } from '../errors.js';
 import { defaultLogger } from '../log.js';
 import { native, type MqOpenOptions, type NativeMessageQueue } from '../native.js';
 import { armExitCleanup } from './exit-cleanup.js';
@@ -148,7 +149,7 @@ export function readLedger(name: string): string[] {
     buffer = native.shmMap(name);
   } catch (err) {
     // Truncated to nothing: it lists nothing (a sweep must not fail on it).
-    if ((err as { code?: string }).code === 'EEMPTY') return [];
+    if (hasCode(err, 'EEMPTY')) return [];
     throw err;
   }
   if (buffer.byteLength < SIZE) return [];

@@ -12,7 +12,7 @@
  * 151 bytes: within the 250 bytes the addon accepts and POSIX's NAME_MAX of 255.
  */
 import { randomBytes } from 'node:crypto';
-import { ShmxError } from '../errors.js';
+import { hasCode, ShmxError } from '../errors.js';
 
 /** What a named object is. */
 export type ResourceKind =
@@ -69,7 +69,7 @@ export function createWithFreshNonce<T>(what: string, create: (nonce: string) =>
     try {
       return create(nonce);
     } catch (err) {
-      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+      if (!hasCode(err, 'EEXIST')) throw err;
       taken.push(nonce);
     }
   }

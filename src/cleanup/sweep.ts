@@ -4,6 +4,7 @@
  */
 import { statSync } from 'node:fs';
 import { diag } from '../diagnostics.js';
+import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
@@ -129,8 +130,7 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
       }
     } catch (err) {
       failedCreators.add(creatorKey(r));
-      const e = err as Error & { code?: string };
-      failed.push({ ...r, code: e.code ?? 'EUNKNOWN', message: e.message });
+      failed.push({ ...r, code: err instanceof ShmxError ? err.code : 'EUNKNOWN', message: err instanceof Error ? err.message : String(err) });
       logger.warn({ resource: r.name, err }, 'could not remove stale object');
     }
   }

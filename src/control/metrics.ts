@@ -6,6 +6,7 @@
  * what happens in between (handshakes, requests, channels that closed, sweeps) arrives on the diagnostics
  * channels (src/diagnostics.ts), filtered to this server's own sessions. Every series carries `server_app`.
  */
+import { hasCode } from '../errors.js';
 import diagnostics from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import {
@@ -185,7 +186,7 @@ export class ServerMetrics {
 /** An error, or one in its cause chain, with code EQUOTA. */
 function hasQuotaCode(err: unknown): boolean {
   for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if ((e as { code?: unknown }).code === 'EQUOTA') return true;
+    if (hasCode(e, 'EQUOTA')) return true;
   }
   return false;
 }

@@ -1,7 +1,8 @@
 export { Universe, permissionMode } from './universe.js';
 export type { AppDefinition, ServerAppDefinition, PermissionLevel } from './universe.js';
 export { SessionServer } from './server.js';
-export type { SessionServerOptions, SessionServerMetrics, ArenaSizing } from './server.js';
+export type { SessionServerOptions, SessionServerMetrics, ArenaSizing, ServerEvents } from './server.js';
+export type { Refusal } from './protocol.js';
 export { ClientSession } from './client.js';
 export type { ConnectOptions } from './client.js';
 export { Session } from './session.js';

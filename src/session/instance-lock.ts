@@ -68,7 +68,7 @@ function lockFile(path: string, serverApp: string): number {
   try {
     return native.lockFile(path);
   } catch (err) {
-    const code = (err as { code?: string }).code;
+    const code = err instanceof ShmxError ? err.code : undefined;
     if (code === 'EWOULDBLOCK' || code === 'EAGAIN') { // the same errno on Linux
       throw new ShmxError('ESERVERRUNNING', `a server of app '${serverApp}' is already running (it holds ${path})`, {
         resource: path,

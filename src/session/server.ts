@@ -16,6 +16,9 @@ import { sweepPeriodically } from '../cleanup/periodic-sweep.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { checkOperationsOptions, startOperations, type Operations, type OperationsOptions } from '../control/operations.js';
 import type { ServerInspection } from '../control/target.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
+import '../dispose.js';
+import { abortError, checkAbortOptions, waitInQueue } from '../abort.js';
 import { defaultLogger, type Logger } from '../log.js';
 import { Handshakes } from './handshake.js';
 import { CLOSE_REASONS, type CloseReason } from './lifecycle.js';
@@ -75,6 +78,8 @@ export interface SessionServerOptions extends OperationsOptions {
   onSessionOpen?: (session: Session) => void;
   /** Called exactly once per opened session, after its `close` event. */
   onSessionClose?: (session: Session, reason: CloseReason) => void;
+  /** Aborting rejects `start` with AbortError; whatever it had done (lock, socket, sweeps) is undone. */
+  signal?: AbortSignal;
 }
 
 /** Counters of a server's life. */
@@ -86,7 +91,8 @@ export interface SessionServerMetrics {
   refusedByReason: Record<string, number>;
 }
 
-interface ServerEvents {
+/** Events of a {@link SessionServer}. */
+export interface ServerEvents {
   session: [session: Session];
   /** A connection was refused (code and reason are also logged and sent to the client). */
   refused: [refusal: Refusal];
@@ -107,7 +113,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   > & SessionServerOptions;
   private readonly keepAlive: KeepAliveOptions;
   private readonly channelSettings: ChannelSettings;
-  private readonly sessions = new Set<Session>();
+  private readonly liveSessions = new Set<Session>();
   private readonly handshakes: Handshakes;
   private readonly appArenas = new Map<string, Arena>();
   private readonly waiting: Array<(r: IteratorResult<Session>) => void> = [];
@@ -125,7 +131,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   private readonly startedAt = Date.now();
 
   private constructor(options: SessionServerOptions) {
-    super();
+    super({ captureRejections: true }); // listener errors never reach the process (listener-errors.ts)
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     const server = options.universe.server(options.serverApp);
     this.serverApp = server.name;
@@ -172,7 +178,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       sessionArena: options.sessionArena,
       maxSessions: this.options.maxSessions,
       quota: this.quota,
-      roomForSession: () => this.sessions.size < this.options.maxSessions,
+      roomForSession: () => this.liveSessions.size < this.options.maxSessions,
       nextSessionNumber: () => this.nextSession++,
       appArenaFor: (clientApp, mode) => this.appArenaFor(clientApp, mode),
       opened: (session) => this.opened(session),
@@ -190,9 +196,14 @@ export class SessionServer extends EventEmitter<ServerEvents> {
    * and listens. Everything done is undone if a step fails.
    */
   static async start(options: SessionServerOptions): Promise<SessionServer> {
+    const signal = (options as SessionServerOptions | null)?.signal;
+    checkAbortOptions({ signal });
+    if (signal?.aborted) throw abortError('SessionServer.start', signal);
     const server = new SessionServer(options);
     try {
       await server.listen();
+      // An abort during the start undoes it (the steps are short: checked once they are done).
+      if (signal?.aborted) throw abortError('SessionServer.start', signal);
     } catch (err) {
       await server.close();
       throw err;
@@ -225,7 +236,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
     if (this.operations.controlSocketPath !== undefined) this.forgetAtExit.push(removeFileAtExit(this.operations.controlSocketPath));
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
-    this.quota.start(() => this.sessions); // quotas.ts: periodic check of the sessions' segments
+    this.quota.start(() => this.liveSessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');
   }
 
@@ -253,7 +264,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
 
   /** Sessions currently open. */
   get openSessions(): readonly Session[] {
-    return [...this.sessions];
+    return [...this.liveSessions];
   }
 
   /** Quota usage now (read-only snapshot): bytes of all this server's arenas and channels of all its sessions
@@ -263,17 +274,33 @@ export class SessionServer extends EventEmitter<ServerEvents> {
   }
 
   /** Iterates over accepted sessions until the server closes. */
-  [Symbol.asyncIterator](): AsyncIterator<Session> {
+  [Symbol.asyncIterator](): AsyncGenerator<Session> {
+    return this.iterate(undefined);
+  }
+
+  /**
+   * Iterates over accepted sessions until the server closes — or until `signal` aborts: the loop then throws
+   * AbortError (as `events.on(emitter, name, { signal })` does).
+   */
+  sessions(options: { signal?: AbortSignal } = {}): AsyncGenerator<Session> {
+    checkAbortOptions(options);
+    return this.iterate(options.signal);
+  }
+
+  private async *iterate(signal: AbortSignal | undefined): AsyncGenerator<Session> {
     this.iterated = true;
-    return {
-      next: () => {
-        const s = this.queued.shift();
-        if (s !== undefined) return Promise.resolve({ value: s, done: false });
-        if (this.closing !== undefined) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.waiting.push(resolve));
-      },
-      return: () => Promise.resolve({ value: undefined, done: true }),
-    };
+    for (;;) {
+      if (signal?.aborted) throw abortError('iterating sessions', signal);
+      const s = this.queued.shift();
+      if (s !== undefined) {
+        yield s;
+        continue;
+      }
+      if (this.closing !== undefined) return;
+      const r = await waitInQueue(this.waiting, signal, 'iterating sessions');
+      if (r.done === true) return;
+      yield r.value;
+    }
   }
 
   private onConnection(socket: Socket): void {
@@ -322,15 +349,15 @@ export class SessionServer extends EventEmitter<ServerEvents> {
 
   /** A handshake made a session: count it, watch it, hand it to the app. */
   private opened(session: Session): void {
-    this.sessions.add(session);
+    this.liveSessions.add(session);
     this.metrics.opened++;
-    this.metrics.active = this.sessions.size;
+    this.metrics.active = this.liveSessions.size;
     session.on('hosed', () => this.metrics.faulted++);
     session.once('close', (reason) => {
-      this.sessions.delete(session);
+      this.liveSessions.delete(session);
       const q = this.queued.indexOf(session);
       if (q >= 0) this.queued.splice(q, 1);
-      this.metrics.active = this.sessions.size;
+      this.metrics.active = this.liveSessions.size;
       this.metrics.closedByReason[reason]++;
       // After every other 'close' listener: the app's per-session state is dropped last.
       queueMicrotask(() => this.callHook(() => this.options.onSessionClose?.(session, reason)));
@@ -340,7 +367,13 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     const waiter = this.waiting.shift();
     if (waiter !== undefined) waiter({ value: session, done: false });
     else if (this.iterated) this.queued.push(session); // for the iterator's next turn
-    this.emit('session', session);
+    // A throwing or rejecting 'session' listener is an error of that session (listener-errors.ts).
+    emitCounted(this, 'session', [session], { error: (err) => session.countError(err), success: () => {} });
+  }
+
+  /** @internal A rejected 'refused' or 'close' listener: logged, never the process's end. */
+  override [REJECTION](err: Error, ...event: unknown[]): void {
+    this.logger.error({ err, event: event[0] }, 'a listener of the session server rejected');
   }
 
   private callHook(hook: () => void): void {
@@ -369,17 +402,22 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     return this.closing;
   }
 
+  /** `await using server = await SessionServer.start(…)`: shut down at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   private async shutdown(): Promise<void> {
     this.quota.stop(); // quotas.ts
     const listener = this.listener;
     const stopped = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     this.handshakes.failAll({ code: 'ESHUTDOWN', reason: 'server is shutting down' });
-    const graceful = Promise.allSettled([...this.sessions].map((s) => s.close('server-shutdown')));
+    const graceful = Promise.allSettled([...this.liveSessions].map((s) => s.close('server-shutdown')));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((r) => (timer = setTimeout(r, this.options.shutdownTimeoutMs)));
     await Promise.race([graceful, deadline]);
     clearTimeout(timer);
-    for (const s of [...this.sessions]) {
+    for (const s of [...this.liveSessions]) {
       this.logger.warn({ session: s.id }, 'force-closing a session that did not close in time');
       s.destroy('server-shutdown');
     }

@@ -16,6 +16,9 @@ import type { ShmxError as ShmxErrorType } from '../errors.js';
 import { removeSegmentsWithPrefix, sweepStale } from '../cleanup/sweep.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { diag } from '../diagnostics.js';
+import '../dispose.js';
+import { emitCounted, REJECTION } from '../listener-errors.js';
+import { abortError, checkAbortOptions, raceCancel } from '../abort.js';
 import type { Logger } from '../log.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
@@ -136,7 +139,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   /** @internal Use SessionServer or ClientSession.connect. */
   constructor(parts: SessionParts) {
-    super();
+    super({ captureRejections: true }); // listener errors are this session's (listener-errors.ts)
     this.parts = parts;
     this.side = parts.side;
     this.peer = Object.freeze({ ...parts.peer });
@@ -220,7 +223,15 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     // ── end extras ──
     this.assertUsable();
-    return this.mux.open(options);
+    const signal = (options as OpenChannelOptions | null)?.signal;
+    try {
+      checkAbortOptions({ signal });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (signal?.aborted) return Promise.reject(abortError('openChannel', signal));
+    // An open the caller gave up on may still be accepted: that channel is closed at once.
+    return raceCancel('openChannel', { signal }, this.mux.open(options), (channel) => channel.close());
   }
 
   /** @internal Opens a channel requested at session start. */
@@ -311,15 +322,14 @@ export class Session extends EventEmitter<SessionEvents> {
         session.counters.bytesOut += bytes;
       },
       countError: (err) => this.countError(err),
+      sendLimits: { highWaterMark: parts.channels.sendHighWaterMark, queueLimit: parts.channels.sendQueueLimit },
       countSuccess: () => this.countSuccess(),
       hasChannelListener: () => this.listenerCount('channel') > 0,
       checkChannelQuota: (counts) => parts.quotas.checkOpen(counts), // quotas.ts
       admitPeerChannel: (counts) => parts.quotas.admitPeer(counts), // quotas.ts
-      acceptChannel: (channel) => {
-        if (this.listenerCount('channel') === 0) return false;
-        this.emit('channel', channel);
-        return true;
-      },
+      acceptChannel: (channel) =>
+        // A throwing or rejecting 'channel' listener is an error of this session (listener-errors.ts).
+        emitCounted(this, 'channel', [channel], { error: (err) => this.countError(err), success: () => this.countSuccess() }),
     };
   }
 
@@ -341,6 +351,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.counters.consecutiveErrors++;
     this.logger.warn({ err }, 'session error');
     if (this.counters.consecutiveErrors >= this.parts.maxConsecutiveErrors) void this.close('limit-exceeded');
+  }
+
+  /** @internal A rejected listener of any other event ('hosed', 'close'): an error of this session, logged. */
+  override [REJECTION](err: Error, ..._event: unknown[]): void {
+    this.countError(err);
   }
 
   /** @internal A success resets the consecutive error count. */
@@ -366,6 +381,11 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.closed = this.finish(reason, false);
     return this.closed;
+  }
+
+  /** `await using session = await ClientSession.connect(…)`: closed (gracefully) at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** @internal Forced close for server shutdown deadlines: no goodbye wait. */

@@ -41,6 +41,24 @@ describe('channels in worker_threads', () => {
     expect(session.sessionArena.stats().liveBlocks).toBeLessThan(10);
   });
 
+  it('WorkerChannel calls take signal (AbortError) and timeoutMs (TimeoutError) while they wait for room', async () => {
+    const channel = await session.openChannel({ metadata: { mode: 'sink' }, ringCapacity: 4096 });
+    const port = session.channelToWorker(channel);
+    const worker = tsWorker(new URL('../fixtures/channel-worker-abort.ts', import.meta.url), {
+      workerData: { port }, transferList: [port],
+    });
+    const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(result).toEqual({
+      aborted: { name: 'AbortError', code: 'ABORT_ERR' },
+      timedOut: { name: 'TimeoutError', code: 'ETIMEDOUT' },
+      request: { name: 'TimeoutError', code: 'ETIMEDOUT' },
+    });
+    await worker.terminate();
+  });
+
   it.each([false, true])('holds a flooding peer back while the Worker does not take messages, then delivers all in order (message views: %s)', async (messageViews) => {
     // A 4 KiB ring wraps hundreds of times: a message that aliased the ring would show another one's number.
     const channel = await session.openChannel({ metadata: { mode: 'flood' }, messageViews, ringCapacity: 4096 });

@@ -25,7 +25,7 @@ describe('ENOSPC', () => {
     >;
     expect(report.shmSize).toBe(1024 * 1024); // the child really ran on the small tmpfs
     expect(report.createError).toMatchObject({
-      name: 'Error',
+      name: 'ShmxError', // native errors are ShmxErrors (src/native.ts)
       code: 'ENOSPC',
       errno: 28,
       syscall: 'posix_fallocate',
