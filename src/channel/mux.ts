@@ -131,7 +131,7 @@ export class ChannelMux implements ChannelLink {
       discardLate: (id, tag, requestId, body) =>
         discardUnread(host, `late data of channel ${id}`, (visit) => visit(tag, requestId, body)),
     });
-    this.transportDeps = { host, wakeup, sockets: this.sockets, onQueueEvent: () => this.delivery.run() };
+    this.transportDeps = { host, wakeup, sockets: this.sockets, onQueueEvent: () => this.delivery.onEvent() };
   }
 
   /** Open channels. */

@@ -32,6 +32,10 @@ export class ShmTransport implements Transport {
   private readonly in: Ring;
   private stopped = false;
   private released = false;
+  /** Nesting depth of {@link cork}: records are published (and the peer woken) when it drops to 0. */
+  private corked = 0;
+  /** Records written since {@link cork}. */
+  private heldRecords = 0;
 
   /**
    * @param block the ring pair, held by this side (the opener allocated it, the accepter borrowed it)
@@ -50,8 +54,35 @@ export class ShmTransport implements Transport {
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
     if (!this.out.write(tag, requestId, body)) return false;
-    this.waker.wakePeer(); // the record is committed: a sleeping peer must look
+    if (this.corked === 0) this.waker.wakePeer(); // the record is committed: a sleeping peer must look
+    else this.heldRecords++;
     return true;
+  }
+
+  cork(): void {
+    if (this.corked++ === 0) this.out.hold();
+  }
+
+  uncork(): void {
+    if (this.corked === 0 || --this.corked > 0) return;
+    this.out.publish();
+    // Some may have been published already (a batch that filled the ring publishes before asking for room):
+    // any record written while corked means the peer must look.
+    if (this.heldRecords > 0) this.waker.wakePeer();
+    this.heldRecords = 0;
+  }
+
+  reserve(maxBody: number): Uint8Array | undefined {
+    return this.out.reserve(maxBody);
+  }
+
+  commit(tag: number, requestId: number, bodyLength: number): void {
+    this.out.commit(tag, requestId, bodyLength);
+    if (this.corked === 0) this.waker.wakePeer();
+  }
+
+  cancelReserve(): void {
+    this.out.cancel();
   }
 
   read(limit: number, deliver: RecordVisitor): number {
