@@ -8,19 +8,20 @@ import { PROBE_EVERY, SpinPolicy, WAKE_COST_MICROS } from '../../src/channel/spi
 
 describe('spin policy', () => {
   it('spins about twice the recent gap, never past spinMicros, while spins keep catching messages', () => {
-    const p = new SpinPolicy(100);
+    const p = new SpinPolicy(5 * WAKE_COST_MICROS);
     for (let i = 0; i < 20; i++) p.learnGap(3);
     for (let i = 0; i < 50; i++) {
       const b = p.budget();
       expect(b).toBeGreaterThan(3);
-      expect(b).toBeLessThanOrEqual(100);
+      expect(b).toBeLessThanOrEqual(5 * WAKE_COST_MICROS);
       p.spun(3, true); // caught after 3 µs: saved a wake-up
     }
   });
 
   it('stops spinning when spins cost more than the wake-ups they save, and then only probes', () => {
-    const p = new SpinPolicy(100);
-    for (let i = 0; i < 20; i++) p.learnGap(40);
+    const late = 2 * WAKE_COST_MICROS; // each spin catches its message only after twice what a wake-up costs
+    const p = new SpinPolicy(4 * WAKE_COST_MICROS);
+    for (let i = 0; i < 20; i++) p.learnGap(late);
     let spent = 0;
     let saved = 0;
     let spins = 0;
@@ -29,9 +30,8 @@ describe('spin policy', () => {
       const b = p.budget();
       if (b === 0) continue;
       spins++;
-      // Each spin catches its message after 40 µs: twice what the wake-up it saves costs.
-      const hit = b >= 40;
-      const s = hit ? 40 : b;
+      const hit = b >= late;
+      const s = hit ? late : b;
       spent += s;
       if (hit) saved += WAKE_COST_MICROS;
       p.spun(s, hit);
