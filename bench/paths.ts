@@ -172,6 +172,8 @@ interface ShmxOptions {
   views?: boolean;
   /** Round trips as plain messages (`send` + `'message'`) instead of `request()`. */
   plain?: boolean;
+  /** Floods with `sendMany` in batches of this many messages (published together, one wake-up each). */
+  batch?: number;
 }
 
 function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path> = {}): Path {
@@ -229,7 +231,16 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
             spin: o.spin,
             metadata: { mode: 'count', spin: o.spin, views: o.views } satisfies ChannelMeta,
           });
-          for (let i = 0; i < count; i++) if (!counter.trySend(message)) await counter.sendAsync(message);
+          if (o.batch !== undefined) {
+            const batch: Uint8Array[] = new Array<Uint8Array>(o.batch).fill(message);
+            for (let sent = 0; sent < count;) {
+              const n = counter.sendMany(count - sent >= batch.length ? batch : batch.slice(0, count - sent));
+              sent += n;
+              if (n < batch.length && sent < count) await once(counter, 'drain');
+            }
+          } else {
+            for (let i = 0; i < count; i++) if (!counter.trySend(message)) await counter.sendAsync(message);
+          }
           return decodeReply((await counter.request(new Uint8Array(1))).bytes).sum;
         },
         async close() {
@@ -895,6 +906,7 @@ export const PATHS: Path[] = [
   shmxPath('shm-handle', 'shmx shm, arena block by handle, receiver reads every byte', { handle: true }),
   shmxPath('shm-handle-t', 'shmx shm, arena block by handle, transport only (no read)', { handle: true, reads: false }),
   shmxPath('shm-views', 'shmx shm, copied, receiver with message views', { views: true }, { roundTrips: false }),
+  shmxPath('shm-batch', 'shmx shm, copied, `sendMany` batches of 64, receiver with message views', { views: true, batch: 64 }, { roundTrips: false }),
   shmxPath('mq', 'shmx mq transport', { transport: 'mq' }, { cpu: true }),
   shmxPath('socket', 'shmx socket transport', { transport: 'socket' }, { cpu: true }),
   netPath,

@@ -12,7 +12,7 @@ import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors
 import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, encodeBody, takeBackLend } from './body.js';
-import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
+import { BodyKind, kindOf, tagOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
 import { Message, type Replier } from './message.js';
 import { PendingRequests } from './requests.js';
@@ -115,6 +115,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   // ---- end send side state ----
   private closeReason: CloseReason | undefined;
   private views = false;
+  /** The open reservation ({@link reserve}): a view of the ring (`direct`) or a buffer sent on commit. */
+  private reservation: { view: Uint8Array; direct: boolean } | undefined;
 
   /** @internal Made by the session's channel multiplexer. */
   constructor(link: ChannelLink, id: number, transport: Transport, metadata: unknown, init: boolean) {
@@ -331,6 +333,117 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.finish('peer-closed', unread ? 'peer-unread' : 'peer');
   }
 
+  // ---- batching and zero-copy writes (sendMany, reserve/commit) ----
+
+  /**
+   * Sends several messages as one batch: on the `shm` transport they are published to the peer together (one
+   * store of the ring's write count) and wake it at most once; on `mq` and `socket` they are sent one by one.
+   * Each is sent as {@link send} would (bytes copied, a Block by handle). Returns how many were sent, from the
+   * start of `messages`; fewer than all when the channel filled up — then, as when `send` returns false,
+   * `'drain'` follows and the rest is yours to send again. Throws (nothing sent) if any element is neither a
+   * Uint8Array nor a Block.
+   */
+  sendMany(messages: readonly (Uint8Array | Block)[]): number {
+    if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+    for (const m of messages) {
+      if (!(m instanceof Uint8Array) && !(m instanceof Block)) throw new TypeError('each message must be a Uint8Array or an arena Block');
+    }
+    this.assertOpen();
+    if (this.outbox.length > 0 && messages.length > 0) {
+      this.needDrain = true; // queued sends go first; 'drain' says when they went
+      return 0;
+    }
+    let sent = 0;
+    this.io.cork?.();
+    try {
+      for (const m of messages) {
+        if (!this.sendTagged(0, 0, m)) break;
+        sent++;
+      }
+    } finally {
+      this.io.uncork?.();
+    }
+    if (sent < messages.length) this.needDrain = true;
+    return sent;
+  }
+
+  /** Largest message {@link reserve} can make room for on this channel (bytes). */
+  get maxReserve(): number {
+    return this.io.maxInline;
+  }
+
+  /**
+   * Zero-copy send, step 1: makes room for a message of at most `maxBytes` bytes and returns the place to write
+   * it. On the `shm` transport the view *is* the ring in shared memory: what you write there is what the peer
+   * reads, with no copy; on `mq` and `socket` it is a fresh buffer, sent (copied by the kernel) on commit.
+   * Then call {@link commit} with the length you wrote, or {@link cancelReserve}.
+   *
+   * Returns undefined when the channel is full (nothing reserved): as when `send` returns false, wait for
+   * `'drain'` and try again. One reservation at a time, and no other send on this channel until it is committed
+   * or cancelled (they throw EBUSY). The view is valid only until then — never keep it.
+   *
+   * @param maxBytes an integer from 0 to {@link maxReserve}
+   * @throws RangeError for a bad `maxBytes`; ECLOSED when the channel is closed; EBUSY when a reservation is open
+   */
+  reserve(maxBytes: number): Uint8Array | undefined {
+    if (!Number.isInteger(maxBytes) || maxBytes < 0 || maxBytes > this.io.maxInline) {
+      throw new RangeError(`maxBytes must be an integer from 0 to ${this.io.maxInline} (channel.maxReserve)`);
+    }
+    this.assertOpen();
+    if (this.reservation !== undefined) throw new ShmxError('EBUSY', `channel ${this.id}: a reservation is open already`);
+    if (this.blocked || this.outbox.length > 0) {
+      this.needDrain = true;
+      return undefined;
+    }
+    if (this.io.reserve === undefined) {
+      this.reservation = { view: Buffer.allocUnsafe(maxBytes), direct: false };
+      return this.reservation.view;
+    }
+    const view = this.io.reserve(maxBytes);
+    if (view === undefined) {
+      this.blocked = true;
+      this.needDrain = true; // 'drain' follows once there is room
+      return undefined;
+    }
+    this.reservation = { view, direct: true };
+    return view;
+  }
+
+  /**
+   * Zero-copy send, step 2: sends the first `length` bytes of the view {@link reserve} returned, as one plain
+   * message (as `send` would have sent them). Never fails for want of room: the room was reserved.
+   *
+   * @param length an integer from 0 to the `maxBytes` reserved
+   * @throws RangeError for a bad `length` (the reservation stays open); EBUSY when nothing is reserved; ECLOSED
+   *   when the channel closed meanwhile (nothing is sent)
+   */
+  commit(length: number): void {
+    const r = this.reservation;
+    if (r === undefined) throw new ShmxError('EBUSY', `channel ${this.id}: nothing reserved to commit`);
+    if (!Number.isInteger(length) || length < 0 || length > r.view.byteLength) {
+      throw new RangeError(`length must be an integer from 0 to the ${r.view.byteLength} bytes reserved`);
+    }
+    this.reservation = undefined;
+    if (!r.direct) {
+      const body = r.view.subarray(0, length);
+      if (this.outbox.length > 0 || !this.sendTagged(0, 0, body)) void this.enqueue(0, 0, body).catch(() => {});
+      return;
+    }
+    this.assertOpen();
+    this.io.commit!(tagOf(BodyKind.Inline, 0), 0, length);
+    this.link.host.countOut(length + 8);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += length + 8;
+  }
+
+  /** Gives up the open reservation, if any: nothing is sent, and other sends may go again. */
+  cancelReserve(): void {
+    const r = this.reservation;
+    if (r === undefined) return;
+    this.reservation = undefined;
+    if (r.direct) this.io.cancelReserve?.();
+  }
+
   // ---- used by the multiplexer ----
 
   /** @internal True when someone will take messages now; otherwise they stay in the transport. */
@@ -509,6 +622,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   private sendTagged(flags: number, requestId: number, data: Uint8Array | Block): boolean {
     this.assertOpen();
+    if (this.reservation !== undefined) throw new ShmxError('EBUSY', `channel ${this.id}: commit or cancel the reservation first`);
     if (this.blocked) return false;
     const host = this.link.host;
     if (!(data instanceof Uint8Array) && !(data instanceof Block)) {

@@ -1,27 +1,30 @@
 /**
- * The channel multiplexer of one session side: opens and accepts channels over the master socket's channel
- * frames, wakes and is woken by the peer, and delivers messages — spinning briefly when idle, then parking.
+ * The channel multiplexer of one session side: the open/accept/reject/close protocol of channels over the
+ * master socket's channel frames. Making transports is transports.ts's job, the socket transport's frames
+ * socket-wire.ts's, delivering messages the delivery loop's.
  *
  * Channel frame: [u8 op][3 zero bytes][u32 channel id LE] then the op's body.
  */
-import type { Block, Handle } from '../arena/index.js';
-import { createWithFreshNonce, parseResourceName } from '../cleanup/names.js';
+import type { Handle } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { QuotaError, ShmxError, TimeoutError } from '../errors.js';
 import { Channel, type ChannelLink, type CloseHow } from './channel.js';
 import { DeliveryLoop } from './delivery-loop.js';
 import { discardUnread } from './discard.js';
 import type { ChannelHost, SessionChild } from './host.js';
-import { MqTransport, queueNames, type MqChannelOptions } from './mq-transport.js';
+import type { MqChannelOptions } from './mq-transport.js';
 import { checkRingCapacity } from './ring.js';
-import { formatRingPair, ringPairBytes, ShmTransport } from './shm-transport.js';
 import type { ChannelSettings, OpenChannelOptions } from './settings.js';
-import { SocketTransport } from './socket-transport.js';
+import { isSocketOp, SocketChannels } from './socket-wire.js';
 import type { Transport, TransportKind } from './transport.js';
+import { acceptTransport, openTransport, type TransportDeps } from './transports.js';
 import { Wakeup } from './wakeup.js';
 
-/** Op 1 was the per-side wake-up HELLO; those facts now travel in the session's WELCOME and READY. */
-const Op = { Open: 2, Accept: 3, Reject: 4, Close: 5, Data: 6, Credit: 7, WantCredit: 8 } as const;
+/**
+ * Op 1 was the per-side wake-up HELLO; those facts now travel in the session's WELCOME and READY. Ops 6..8 are
+ * the socket transport's (socket-wire.ts).
+ */
+const Op = { Open: 2, Accept: 3, Reject: 4, Close: 5 } as const;
 const FRAME_HEAD = 8;
 /**
  * CLOSE body flag: the sender never read or wrote its end (it had abandoned the open when the late ACCEPT
@@ -95,7 +98,8 @@ export class ChannelMux implements ChannelLink {
   private readonly lingerChild: SessionChild = { closeFromSession: (reason) => this.endLingering(PEER_GONE.has(reason)) };
   private lingerAdopted = false;
   private readonly spinners = new Set<Channel>();
-  private readonly socketTransports = new Map<number, SocketTransport>();
+  private readonly sockets: SocketChannels;
+  private readonly transportDeps: TransportDeps;
   /** The peer opened a channel and the app's handler runs (hosts without hasChannelListener). */
   private accepting: { id: number; closed?: Transport } | undefined;
   private nextId = 1;
@@ -118,6 +122,16 @@ export class ChannelMux implements ChannelLink {
       fault: (err) => host.fault(err),
     });
     wakeup.setRingHandler(() => this.delivery.onRing());
+    this.sockets = new SocketChannels(settings.maxSocketMessage, {
+      sendOp: (op, id, parts, bulk) => host.sendChannelFrame([opHead(op, id), ...parts], bulk),
+      masterWritable: () => host.masterWritable,
+      arrived: () => this.delivery.schedule(),
+      credited: (id) => this.channels.get(id)?.checkDrain(),
+      isOpen: (id) => this.channels.has(id),
+      discardLate: (id, tag, requestId, body) =>
+        discardUnread(host, `late data of channel ${id}`, (visit) => visit(tag, requestId, body)),
+    });
+    this.transportDeps = { host, wakeup, sockets: this.sockets, onQueueEvent: () => this.delivery.onEvent() };
   }
 
   /** Open channels. */
@@ -178,32 +192,12 @@ export class ChannelMux implements ChannelLink {
   private sendOpen(p: PendingOpen): void {
     // Ids are odd on the client, even on the server: both sides open without coordination.
     const id = this.nextId++ * 2 + (this.host.side === 'client' ? 1 : 0);
-    const open: Record<string, unknown> = { transport: p.kind, metadata: p.metadata, init: p.init };
+    let open: Record<string, unknown>;
     try {
-      if (p.kind === 'shm') {
-        const arena = this.host.sessionArenaForChannels;
-        const block = arena.alloc(ringPairBytes(p.capacity), { align: 64 });
-        try {
-          formatRingPair(block, p.capacity);
-          p.transport = new ShmTransport(block, true, this.ringPeer, this.wakePeer);
-          p.lent = arena.lend(block);
-        } catch (err) {
-          p.transport?.close();
-          if (block.held) block.release();
-          throw err;
-        }
-        open.ring = p.lent;
-      } else if (p.kind === 'mq') {
-        // Each channel's queues get a fresh nonce, and another on EEXIST: a name taken first never blocks us.
-        p.transport = createWithFreshNonce(`queues of channel ${id}`, (nonce) => {
-          const names = queueNames(`${this.host.localScopePrefix}${nonce}.`, id);
-          open.queues = names;
-          return MqTransport.create(this.host.serverApp, names, p.mq, this.host.objectMode, () => this.delivery.run(),
-            () => this.delivery.run());
-        });
-      } else {
-        p.transport = this.socketTransport(id);
-      }
+      const made = openTransport(this.transportDeps, id, p);
+      p.transport = made.transport;
+      p.lent = made.lent;
+      open = { transport: p.kind, metadata: p.metadata, init: p.init, ...made.fields };
     } catch (err) {
       clearTimeout(p.timer);
       p.reject(err as Error);
@@ -227,6 +221,10 @@ export class ChannelMux implements ChannelLink {
     const op = frame[0];
     const id = frame.readUInt32LE(4);
     const body = frame.subarray(FRAME_HEAD);
+    if (isSocketOp(op)) {
+      this.sockets.onFrame(op, id, body);
+      return;
+    }
     switch (op) {
       case Op.Open:
         this.onOpen(id, json(body));
@@ -239,32 +237,6 @@ export class ChannelMux implements ChannelLink {
         return;
       case Op.Close:
         this.onClose(id, body.length > 0 && (body[0]! & CLOSE_UNREAD) !== 0);
-        return;
-      case Op.Data: {
-        if (body.length < 8) throw new ShmxError('EPROTO', `bad data frame for channel ${id}`);
-        const tag = body.readUInt32LE(0);
-        const requestId = body.readUInt32LE(4);
-        const t = this.socketTransports.get(id);
-        if (t !== undefined) {
-          t.push(tag, requestId, body.subarray(8));
-          this.delivery.schedule();
-          return;
-        }
-        if (this.channels.has(id)) throw new ShmxError('EPROTO', `data frame for non-socket channel ${id}`);
-        // Data racing a close (or the peer's late start on an open we abandoned): nobody will read it.
-        discardUnread(this.host, `late data of channel ${id}`, (visit) => visit(tag, requestId, body.subarray(8)));
-        return;
-      }
-      case Op.Credit: {
-        if (body.length !== 4) throw new ShmxError('EPROTO', `bad credit frame for channel ${id}`);
-        const t = this.socketTransports.get(id);
-        if (t === undefined) return; // racing a close
-        t.onCredit(body.readUInt32LE(0));
-        this.channels.get(id)?.checkDrain();
-        return;
-      }
-      case Op.WantCredit:
-        this.socketTransports.get(id)?.onWantCredit();
         return;
       default:
         throw new ShmxError('EPROTO', `unknown channel op ${op}`);
@@ -285,37 +257,15 @@ export class ChannelMux implements ChannelLink {
       return;
     }
     // ---- end quota ----
-    const kind = open.transport;
-    let transport: Transport;
-    if (kind === 'shm') {
-      const arena = this.host.sessionArenaForChannels;
-      // borrow() validates the handle's shape and every field against the arena.
-      const block: Block = arena.borrow(open.ring as Handle);
-      try {
-        transport = new ShmTransport(block, false, this.ringPeer, this.wakePeer);
-      } catch (err) {
-        block.release();
-        throw err;
-      }
-    } else if (kind === 'mq') {
-      const names = open.queues;
-      if (!Array.isArray(names) || names.length !== 2 || !names.every((n) => this.isPeerQueue(n))) {
-        throw new ShmxError('EPROTO', `channel ${id}: queue names outside this session`);
-      }
-      try {
-        transport = MqTransport.open(names as [string, string], () => this.delivery.run(), () => this.delivery.run());
-      } catch (err) {
-        // Our resources (descriptors, permissions), not the peer's fault: refuse this channel only.
-        const e = err as Error & { code?: string };
-        this.host.logger.warn({ err, channel: id }, 'could not open the queues of a channel the peer opened');
-        this.reject(id, `${e.code ?? 'error'}: ${e.message}`, e.code);
-        return;
-      }
-    } else if (kind === 'socket') {
-      transport = this.socketTransport(id);
-    } else {
-      throw new ShmxError('EPROTO', `channel ${id}: unknown transport`);
+    const made = acceptTransport(this.transportDeps, id, open);
+    if ('refused' in made) {
+      // Our resources (descriptors, permissions), not the peer's fault: refuse this channel only.
+      const e = made.refused;
+      this.host.logger.warn({ err: e, channel: id }, 'could not open the transport of a channel the peer opened');
+      this.reject(id, `${e.code ?? 'error'}: ${e.message}`, e.code);
+      return;
     }
+    const transport = made.transport;
     const channel = this.adoptChannel(id, transport, open.metadata, open.init === true);
     const host = this.host;
     if (host.hasChannelListener !== undefined) {
@@ -473,36 +423,6 @@ export class ChannelMux implements ChannelLink {
     return channel;
   }
 
-  private socketTransport(id: number): SocketTransport {
-    const t = new SocketTransport(this.settings.maxSocketMessage, {
-      send: (tag, requestId, body) => {
-        const head = Buffer.allocUnsafe(8);
-        head.writeUInt32LE(tag, 0);
-        head.writeUInt32LE(requestId, 4);
-        this.sendBulk(Op.Data, id, head, body);
-      },
-      socketWritable: () => this.host.masterWritable,
-      sendCredit: (bytes) => {
-        const b = Buffer.allocUnsafe(4);
-        b.writeUInt32LE(bytes, 0);
-        this.sendOp(Op.Credit, id, b);
-      },
-      sendWantCredit: () => this.sendOp(Op.WantCredit, id),
-    });
-    this.socketTransports.set(id, t);
-    return t;
-  }
-
-  private isPeerQueue(name: unknown): boolean {
-    if (typeof name !== 'string') return false;
-    // Exactly this session's objects made by the peer process: nothing else may be opened on its word.
-    return name.startsWith(this.host.peerScopePrefix) && parseResourceName(name) !== null;
-  }
-
-  /** For shm transports: after a write (ring only a sleeping peer), and for a granted want-drain (always). */
-  private readonly wakePeer = (): void => this.wakeup.wakePeer();
-  private readonly ringPeer = (): void => this.wakeup.ringPeer();
-
   // ---- ChannelLink ----
 
   consumerAppeared(): void {
@@ -575,7 +495,7 @@ export class ChannelMux implements ChannelLink {
   }
 
   private release(id: number, transport: Transport): void {
-    if (this.socketTransports.get(id) === transport) this.socketTransports.delete(id);
+    this.sockets.forget(id, transport);
     transport.close();
   }
 
@@ -610,11 +530,6 @@ export class ChannelMux implements ChannelLink {
 
   private sendOp(op: number, id: number, ...parts: Uint8Array[]): void {
     this.host.sendChannelFrame([opHead(op, id), ...parts]);
-  }
-
-  /** A frame that may be as large as `maxSocketMessage` (socket-transport data). */
-  private sendBulk(op: number, id: number, ...parts: Uint8Array[]): void {
-    this.host.sendChannelFrame([opHead(op, id), ...parts], true);
   }
 }
 

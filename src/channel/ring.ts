@@ -69,6 +69,10 @@ export class Ring {
   private rd: number;
   /** Set by {@link detach}: the memory is no longer ours; nothing is written to it any more. */
   private detached = false;
+  /** Producer: records are written but the write count is published only by {@link publish} (see {@link hold}). */
+  private holding = false;
+  /** Producer: the open reservation (see {@link reserve}): where its record starts, and its largest body. */
+  private reservation: { at: number; max: number } | undefined;
 
   /** Formats a zeroed region as an empty ring. */
   static format(buffer: SharedArrayBuffer, byteOffset: number, capacity: number): void {
@@ -111,33 +115,98 @@ export class Ring {
    * record needs, so that the consumer says when it has made *that much* room (see {@link takeDrainRequest}).
    */
   write(tag: number, prefix: number, body: Uint8Array): boolean {
+    const pos = this.place(4 + body.byteLength);
+    if (pos < 0) return false;
+    this.data.set(body, pos + RECORD_HEAD + 4);
+    this.seal(pos, tag, prefix, 4 + body.byteLength);
+    return true;
+  }
+
+  /**
+   * Producer: finds room for a record of `length` payload bytes at the write position (or, past a wrap marker,
+   * at 0) and returns where it goes; -1 when there is no room (want-drain is published, as for a refused write).
+   * Advances nothing: {@link seal} does.
+   */
+  private place(length: number): number {
     if (this.detached) throw new ShmxError('ECLOSED', 'write to a released channel ring');
-    const length = 4 + body.byteLength;
+    if (this.reservation !== undefined) throw new ShmxError('EBUSY', 'a reservation is open on this channel: commit or cancel it first');
     if (length > this.maxPayload) throw new RangeError(`record of ${length} bytes exceeds ${this.maxPayload}`);
-    const write = this.wr >>> 0;
-    const at = write & this.mask;
+    const at = this.wr & this.mask;
     const record = (RECORD_HEAD + length + 7) & ~7;
     const tail = this.capacity - at;
     const needed = record <= tail ? record : tail + record;
     if (needed > this.capacity - this.inFlight(false)) {
+      // Held records the consumer cannot see yet would make it grant our request for room too early.
+      if (this.holding) this.publish();
       if (!this.askForRoom(needed)) {
         this.wanted = needed;
-        return false;
+        return -1;
       }
     }
-    let pos = at;
-    if (record > tail) {
-      this.view.setUint32(pos, WRAP, true);
-      pos = 0;
-    }
+    return record <= tail ? at : 0;
+  }
+
+  /** Producer: writes the head of the record placed at `pos` (and the wrap marker before it), then commits it. */
+  private seal(pos: number, tag: number, prefix: number, length: number): void {
+    const at = this.wr & this.mask;
+    if (pos !== at) this.view.setUint32(at, WRAP, true);
     this.view.setUint32(pos, length, true);
     this.view.setUint32(pos + 4, tag >>> 0, true);
     this.view.setUint32(pos + RECORD_HEAD, prefix >>> 0, true);
-    this.data.set(body, pos + RECORD_HEAD + 4);
+    const record = (RECORD_HEAD + length + 7) & ~7;
+    this.wr = (this.wr + (pos === at ? record : this.capacity - at + record)) | 0;
     // Publishing the count is the commit point: the consumer sees all bytes above or none.
-    this.wr = (write + needed) | 0;
-    Atomics.store(this.words, W_WRITE, this.wr);
-    return true;
+    if (!this.holding) Atomics.store(this.words, W_WRITE, this.wr);
+  }
+
+  /**
+   * Producer: from now on records are written but not published — the consumer sees none of them until
+   * {@link publish}, then all at once (one store of the write count, one look for the peer).
+   */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /** Producer: publishes every record written since {@link hold} and stops holding. */
+  publish(): void {
+    this.holding = false;
+    if (!this.detached) Atomics.store(this.words, W_WRITE, this.wr);
+  }
+
+  /**
+   * Producer, zero-copy: reserves room for a record whose body is at most `maxBody` bytes (after the u32
+   * prefix) and returns a view of that body's place in the ring; nothing is visible to the consumer until
+   * {@link commit}. Undefined when there is no room (want-drain is published, as for a refused write). One
+   * reservation at a time; `write` throws EBUSY while one is open.
+   */
+  reserve(maxBody: number): Uint8Array | undefined {
+    const pos = this.place(4 + maxBody);
+    if (pos < 0) return undefined;
+    this.reservation = { at: pos, max: maxBody };
+    const start = pos + RECORD_HEAD + 4;
+    return this.data.subarray(start, start + maxBody);
+  }
+
+  /** Producer: commits the open reservation as a record of `tag`, `prefix` and its first `bodyLength` bytes. */
+  commit(tag: number, prefix: number, bodyLength: number): void {
+    const r = this.reservation;
+    if (r === undefined) throw new ShmxError('EBUSY', 'no reservation to commit');
+    if (!Number.isInteger(bodyLength) || bodyLength < 0 || bodyLength > r.max) {
+      throw new RangeError(`commit length must be an integer between 0 and the reserved ${r.max} bytes`);
+    }
+    if (this.detached) throw new ShmxError('ECLOSED', 'write to a released channel ring');
+    this.reservation = undefined;
+    this.seal(r.at, tag, prefix, 4 + bodyLength);
+  }
+
+  /** Producer: gives up the open reservation (nothing was written). Idempotent. */
+  cancel(): void {
+    this.reservation = undefined;
+  }
+
+  /** Producer: true while a reservation is open. */
+  get reserved(): boolean {
+    return this.reservation !== undefined;
   }
 
   /** Producer: bytes written and not yet read — from the cached read count, or a fresh one (validated). */

@@ -32,8 +32,9 @@ export interface OpenChannelOptions {
 
 /** Session-wide channel settings. */
 export interface ChannelSettings {
-  /** Longest an idle receiver polls before it parks, in µs (it polls only while messages usually come
-   *  sooner than that, probing now and then). Default 100. */
+  /** Longest an idle receiver polls before it parks, in µs. It polls only while messages usually come sooner
+   *  than that and polling has paid for itself in avoided wake-ups (see spin-policy.ts); 0 never polls.
+   *  Default 100. */
   spinMicros: number;
   /** Largest message on the `socket` transport. */
   maxSocketMessage: number;

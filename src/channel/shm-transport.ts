@@ -6,6 +6,14 @@ import type { Block } from '../arena/index.js';
 import { Ring, ringBytes } from './ring.js';
 import type { RecordVisitor, Transport } from './transport.js';
 
+/** How a shm transport wakes its peer: the session's wake-up (see wakeup.ts), shared by all its channels. */
+export interface PeerWaker {
+  /** After committing records: ring the peer only if it sleeps. */
+  wakePeer(): void;
+  /** Ring the peer regardless (it waits for room in a ring we read, and has it now). */
+  ringPeer(): void;
+}
+
 /** Bytes of the block holding both rings of a channel. */
 export function ringPairBytes(capacity: number): number {
   return 2 * ringBytes(capacity);
@@ -24,15 +32,18 @@ export class ShmTransport implements Transport {
   private readonly in: Ring;
   private stopped = false;
   private released = false;
+  /** Nesting depth of {@link cork}: records are published (and the peer woken) when it drops to 0. */
+  private corked = 0;
+  /** Records written since {@link cork}. */
+  private heldRecords = 0;
 
   /**
    * @param block the ring pair, held by this side (the opener allocated it, the accepter borrowed it)
    * @param opener which half is ours to write: the opener writes the first ring
-   * @param onDrainRequest called when the peer waits for room in the ring we read (and now has it)
-   * @param wakePeer called after each record we commit: rings the peer if it sleeps (the session's wake-up)
+   * @param waker the session's wake-up: after each record we commit, it rings the peer if it sleeps; when the
+   *   peer waits for room in the ring we read (and now has it), it rings regardless
    */
-  constructor(private readonly block: Block, opener: boolean, private readonly onDrainRequest: () => void,
-    readonly wakePeer: () => void) {
+  constructor(private readonly block: Block, opener: boolean, private readonly waker: PeerWaker) {
     const half = block.length >>> 1;
     const first = new Ring(block.buffer, block.offset, half);
     const second = new Ring(block.buffer, block.offset + half, half);
@@ -43,14 +54,41 @@ export class ShmTransport implements Transport {
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
     if (!this.out.write(tag, requestId, body)) return false;
-    this.wakePeer(); // the record is committed: a sleeping peer must look
+    if (this.corked === 0) this.waker.wakePeer(); // the record is committed: a sleeping peer must look
+    else this.heldRecords++;
     return true;
+  }
+
+  cork(): void {
+    if (this.corked++ === 0) this.out.hold();
+  }
+
+  uncork(): void {
+    if (this.corked === 0 || --this.corked > 0) return;
+    this.out.publish();
+    // Some may have been published already (a batch that filled the ring publishes before asking for room):
+    // any record written while corked means the peer must look.
+    if (this.heldRecords > 0) this.waker.wakePeer();
+    this.heldRecords = 0;
+  }
+
+  reserve(maxBody: number): Uint8Array | undefined {
+    return this.out.reserve(maxBody);
+  }
+
+  commit(tag: number, requestId: number, bodyLength: number): void {
+    this.out.commit(tag, requestId, bodyLength);
+    if (this.corked === 0) this.waker.wakePeer();
+  }
+
+  cancelReserve(): void {
+    this.out.cancel();
   }
 
   read(limit: number, deliver: RecordVisitor): number {
     let n = 0;
     while (n < limit && !this.stopped && this.in.read(deliver)) n++;
-    if (!this.stopped && this.in.takeDrainRequest()) this.onDrainRequest();
+    if (!this.stopped && this.in.takeDrainRequest()) this.waker.ringPeer();
     return n;
   }
 

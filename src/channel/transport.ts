@@ -37,6 +37,22 @@ export interface Transport {
   discardInbound(visit: RecordVisitor): void;
   /** Hands over the records we sent that the peer did not read and never will (it is gone). May throw. */
   discardOutbound(visit: RecordVisitor): void;
+  /**
+   * Optional (shm): writes until {@link uncork} are published to the peer together — one store of the write
+   * count and at most one wake-up. Transports without it send each write at once.
+   */
+  cork?(): void;
+  /** Publishes what was written since {@link cork} and wakes the peer if it sleeps. */
+  uncork?(): void;
+  /**
+   * Optional (shm), zero-copy: room for a record whose body is at most `maxBody` bytes, as a view of the place it
+   * will occupy; undefined when full (as for a refused write). One at a time; `write` throws EBUSY meanwhile.
+   */
+  reserve?(maxBody: number): Uint8Array | undefined;
+  /** Sends the open reservation's first `bodyLength` bytes as a record of `tag` and `requestId`. */
+  commit?(tag: number, requestId: number, bodyLength: number): void;
+  /** Gives up the open reservation. */
+  cancelReserve?(): void;
   /** Fill of the outbound and inbound rings, 0..1 (shm only; read-only, for operators). */
   fill?(): { out: number; in: number };
   /** Releases this side's resources (the opener also removes kernel objects). Idempotent; never throws. */

@@ -20,9 +20,16 @@ const PARKED = 0;
 /** Float64 index in the control block: when the peer last rang us (µs, CLOCK_MONOTONIC, shared by processes). */
 const RANG_AT = 1;
 
+/**
+ * performance.now() and process.hrtime() read the same CLOCK_MONOTONIC (libuv's uv_hrtime); performance.now()
+ * is relative to this process's start. The offset, taken once, turns it into the machine-wide clock without a
+ * BigInt per reading.
+ */
+const MONOTONIC_OFFSET_MICROS = Number(process.hrtime.bigint()) / 1000 - performance.now() * 1000;
+
 /** Monotonic microseconds, comparable between processes of one machine. */
 export function nowMicros(): number {
-  return Number(process.hrtime.bigint()) / 1000;
+  return performance.now() * 1000 + MONOTONIC_OFFSET_MICROS;
 }
 
 export class Wakeup {

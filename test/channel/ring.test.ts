@@ -27,6 +27,9 @@ function block(buffer: SharedArrayBuffer): Block & { releases: number } {
   return b as unknown as Block & { releases: number };
 }
 
+/** A wake-up that rings nobody (one process: nothing sleeps). */
+const QUIET = { wakePeer() {}, ringPeer() {} };
+
 function pair() {
   const buffer = new SharedArrayBuffer(ringPairBytes(CAPACITY));
   const opener = block(buffer);
@@ -35,8 +38,8 @@ function pair() {
   return {
     // the opener writes the first ring, whose header is at offset 0
     words: new Int32Array(buffer, 0, 16),
-    writer: new ShmTransport(opener, true, () => {}, () => {}),
-    reader: new ShmTransport(accepterBlock, false, () => {}, () => {}),
+    writer: new ShmTransport(opener, true, QUIET),
+    reader: new ShmTransport(accepterBlock, false, QUIET),
     accepterBlock,
   };
 }

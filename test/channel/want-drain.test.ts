@@ -19,8 +19,8 @@ function pair() {
   const buffer = new SharedArrayBuffer(ringPairBytes(CAPACITY));
   formatRingPair(block(buffer), CAPACITY);
   let wakes = 0;
-  const writer = new ShmTransport(block(buffer), true, () => {}, () => {});
-  const reader = new ShmTransport(block(buffer), false, () => void wakes++, () => {});
+  const writer = new ShmTransport(block(buffer), true, { wakePeer() {}, ringPeer() {} });
+  const reader = new ShmTransport(block(buffer), false, { wakePeer() {}, ringPeer: () => void wakes++ });
   return { words: new Int32Array(buffer, 0, 16), writer, reader, wakes: () => wakes };
 }
 

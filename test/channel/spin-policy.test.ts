@@ -1,0 +1,71 @@
+/**
+ * The spin policy's bookkeeping (no clock: the delivery loop measures, these tests play its reports): it spins
+ * only while spinning has paid for itself in avoided wake-ups, backs off when spins miss, probes cheaply, and
+ * never spins with `spinMicros: 0`.
+ */
+import { describe, expect, it } from 'vitest';
+import { PROBE_EVERY, SpinPolicy, WAKE_COST_MICROS } from '../../src/channel/spin-policy.js';
+
+describe('spin policy', () => {
+  it('spins about twice the recent gap, never past spinMicros, while spins keep catching messages', () => {
+    const p = new SpinPolicy(5 * WAKE_COST_MICROS);
+    for (let i = 0; i < 20; i++) p.learnGap(3);
+    for (let i = 0; i < 50; i++) {
+      const b = p.budget();
+      expect(b).toBeGreaterThan(3);
+      expect(b).toBeLessThanOrEqual(5 * WAKE_COST_MICROS);
+      p.spun(3, true); // caught after 3 µs: saved a wake-up
+    }
+  });
+
+  it('stops spinning when spins cost more than the wake-ups they save, and then only probes', () => {
+    const late = 2 * WAKE_COST_MICROS; // each spin catches its message only after twice what a wake-up costs
+    const p = new SpinPolicy(4 * WAKE_COST_MICROS);
+    for (let i = 0; i < 20; i++) p.learnGap(late);
+    let spent = 0;
+    let saved = 0;
+    let spins = 0;
+    const idles = 64 * PROBE_EVERY;
+    for (let i = 0; i < idles; i++) {
+      const b = p.budget();
+      if (b === 0) continue;
+      spins++;
+      const hit = b >= late;
+      const s = hit ? late : b;
+      spent += s;
+      if (hit) saved += WAKE_COST_MICROS;
+      p.spun(s, hit);
+    }
+    // What spinning cost beyond what it saved is bounded by the credit plus the probes.
+    expect(spent - saved).toBeLessThanOrEqual(8 * WAKE_COST_MICROS + (idles / PROBE_EVERY) * WAKE_COST_MICROS);
+    expect(spins).toBeLessThanOrEqual(idles / PROBE_EVERY + 8);
+  });
+
+  it('misses drive it to probes of at most one wake-up\'s cost, one in PROBE_EVERY idles', () => {
+    const p = new SpinPolicy(1000);
+    for (let i = 0; i < 10; i++) p.spun(1000, false);
+    const budgets = Array.from({ length: 4 * PROBE_EVERY }, () => p.budget());
+    expect(budgets.filter((b) => b > 0)).toHaveLength(4);
+    expect(Math.max(...budgets)).toBeLessThanOrEqual(WAKE_COST_MICROS);
+  });
+
+  it('probes that catch messages quickly bring spinning back (a dense exchange resumes)', () => {
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 10; i++) p.spun(100, false);
+    let resumed = -1;
+    for (let i = 0; i < 40 * PROBE_EVERY && resumed < 0; i++) {
+      const b = p.budget();
+      if (b === 0) continue;
+      p.learnGap(2);
+      p.spun(2, true);
+      if (p.state.credit > 0) resumed = i;
+    }
+    expect(resumed).toBeGreaterThan(0);
+    expect(p.budget()).toBeGreaterThan(0);
+  });
+
+  it('spinMicros 0 never spins', () => {
+    const p = new SpinPolicy(0);
+    for (let i = 0; i < 4 * PROBE_EVERY; i++) expect(p.budget()).toBe(0);
+  });
+});
