@@ -22,6 +22,7 @@ import {
   H_ID_HI,
   H_ID_LO,
   H_SEG_COUNT,
+  H_SEG_NONCES,
   H_SEG_TABLE,
   H_UNITS,
   INFLIGHT_ONE,
@@ -34,6 +35,7 @@ import {
   MAX_SMALL,
   PID_TOKEN,
   SEG_ENTRY_WORDS,
+  SEG_NONCE_WORDS,
   U_AUX,
   U_DESC,
   U_GEN,
@@ -181,7 +183,7 @@ export class ArenaCore implements SegmentWatcher {
   checkSegments(): void {
     if (this.closed || this.truncation !== null) return;
     const buffers: [SharedArrayBuffer, string][] = [[this.hdr.buffer as SharedArrayBuffer, headerName(this.name)]];
-    for (const seg of this.segments) buffers.push([seg.buffer, segmentName(this.name, seg.index)]);
+    for (const seg of this.segments) buffers.push([seg.buffer, seg.name]);
     const segment = faultedSegment(buffers);
     if (segment !== undefined) this.truncated(segment);
   }
@@ -267,16 +269,19 @@ export class ArenaCore implements SegmentWatcher {
       if (first !== this.segEnd || units < 1 || first + units > this.maxUnits) {
         this.corrupt(`segment table entry ${i} is {first ${first}, units ${units}}`);
       }
+      const name = segmentName(
+        this.name, i, Atomics.load(hdr, H_SEG_NONCES + i * SEG_NONCE_WORDS), Atomics.load(hdr, H_SEG_NONCES + i * SEG_NONCE_WORDS + 1),
+      );
       let buffer: SharedArrayBuffer;
       try {
-        buffer = native.shmMap(segmentName(this.name, i));
+        buffer = native.shmMap(name);
       } catch (err) {
         if (!this.headerExists()) this.destroyed();
         this.corrupt(`segment ${i} cannot be mapped (${(err as Error).message})`);
       }
       // Shrunk before we mapped it: refuse it rather than map less than the table says is there.
-      if (buffer.byteLength < units * UNIT) throw this.truncated(segmentName(this.name, i));
-      this.segments.push(makeSegment(i, first, units, buffer));
+      if (buffer.byteLength < units * UNIT) throw this.truncated(name);
+      this.segments.push(makeSegment(i, name, first, units, buffer));
       this.segEnd = first + units;
     }
   }
