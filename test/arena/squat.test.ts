@@ -86,7 +86,8 @@ describe('arena growth past names another user created first', () => {
   it('a non-root owner grows past squatted names, and its destroy and scope removal skip files it cannot remove', async () => {
     for (const mode of ['destroy', 'prefix'] as const) {
       const base = uniqueName('squat');
-      const foreign = [...predictable(base, 8), `${base}.zz`]; // and an intruder under the scope prefix
+      // The old predictable names, a name of the data-segment form (as a squatted pick would be), an intruder.
+      const foreign = [...predictable(base, 8), `${base}.d9.0123456789abcdef`, `${base}.zz`];
       squatAsNobody(foreign);
       cleanups.push(() => removeSquatted(foreign));
       const r = await nonRootOwner(base, mode);
