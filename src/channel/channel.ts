@@ -8,7 +8,7 @@ import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
 import { AbortError, ShmxError } from '../errors.js';
-import { borrowBody, encodeBody, takeBackLend } from './body.js';
+import { borrowBody, deliverSpilled, encodeBody, takeBackLend } from './body.js';
 import { BodyKind, kindOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
 import { Message, type Replier } from './message.js';
@@ -365,11 +365,9 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         break;
       }
       case BodyKind.Spilled: {
-        const block = this.borrow(tag, body);
-        const copy = Buffer.allocUnsafe(block.length);
-        copy.set(block.bytes);
-        block.release();
-        message = new Message(copy, undefined, requestId, replier, undefined);
+        // Read in place: the sender's copy into the arena is the only one (body.ts).
+        const spilled = deliverSpilled(host, tag, body);
+        message = new Message(spilled.bytes, undefined, requestId, replier, spilled.release);
         break;
       }
       case BodyKind.SessionBlock:
