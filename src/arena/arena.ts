@@ -512,7 +512,7 @@ export class Arena {
   }
 }
 
-/** @internal The engine behind an Arena (tests and fixtures only; not re-exported). */
+/** @internal The engine behind an Arena (the channel body codec, tests and fixtures; not re-exported). */
 export function arenaCore(arena: Arena): ArenaCore {
   const core = ARENA_CORES.get(arena);
   if (core === undefined) throw new TypeError('not an Arena');

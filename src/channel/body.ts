@@ -3,7 +3,8 @@
  * know what a record carries (the socket transport's credit bookkeeping) and the discards: what kind a tag
  * says the body is, whether it carries a lend of an arena block, in which arena, and how to take that lend back.
  */
-import { decodeHandle, encodeHandle, HANDLE_BYTES, type Arena, type Block } from '../arena/index.js';
+import { arenaCore } from '../arena/arena.js';
+import { HANDLE_BYTES, type Arena, type Block } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
 import { BodyKind, kindOf, tagOf } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
@@ -25,7 +26,7 @@ export function arenaOfBody(arenas: BodyArenas, tag: number): Arena {
 /** Borrows the block a handle-carrying body names (validated: a malformed or stale handle throws). */
 export function borrowBody(arenas: BodyArenas, tag: number, body: Uint8Array): Block {
   if (body.byteLength !== HANDLE_BYTES) throw new ShmxError('EPROTO', 'malformed block handle');
-  return arenaOfBody(arenas, tag).borrow(decodeHandle(body));
+  return arenaOfBody(arenas, tag).borrow(body); // the encoded form: validated without building the id string
 }
 
 /** Takes back the lend a body carries that nobody will borrow (borrows it and lets go at once). */
@@ -51,14 +52,14 @@ export function encodeBody(arenas: BodyArenas, data: Uint8Array | Block, flags: 
     const spilled = arena.alloc(data.byteLength);
     try {
       spilled.bytes.set(data);
-      return { tag: tagOf(BodyKind.Spilled, flags), body: encodeHandle(arena.lend(spilled)), spilled };
+      return { tag: tagOf(BodyKind.Spilled, flags), body: arenaCore(arena).lendEncoded(spilled), spilled };
     } catch (err) {
       spilled.release();
       throw err;
     }
   }
   for (const [arena, kind] of [[arenas.sessionArenaForChannels, BodyKind.SessionBlock], [arenas.appArenaForChannels, BodyKind.AppBlock]] as const) {
-    if (arena.owns(data)) return { tag: tagOf(kind, flags), body: encodeHandle(arena.lend(data)), spilled: undefined };
+    if (arena.owns(data)) return { tag: tagOf(kind, flags), body: arenaCore(arena).lendEncoded(data), spilled: undefined };
   }
   throw new RangeError('a block sent on a channel must come from its session\'s session arena or app arena');
 }

@@ -32,6 +32,11 @@ function echoOf(channel: Channel, bytes: Uint8Array): Promise<Message> {
 
 const live = (session: Session) => session.sessionArena.stats().liveBlocks;
 
+/** A small round trip: once it is back, the peer has finished with everything sent before (it echoes in order). */
+async function settle(channel: Channel): Promise<void> {
+  (await echoOf(channel, Buffer.from('settle'))).release();
+}
+
 describe('large copied payloads', () => {
   it('arrive as a view of the arena block, held until release()', async () => {
     const { peer, session, serverApp } = await withPeer();
@@ -39,6 +44,7 @@ describe('large copied payloads', () => {
     const before = live(session);
     const sent = payload(300 * KiB, 1);
     const m = await echoOf(channel, sent);
+    await settle(channel);
     expect(m.bytes.buffer).toBeInstanceOf(SharedArrayBuffer); // in place, not a copy
     expect(Buffer.isBuffer(m.bytes)).toBe(true); // a Buffer, as small copied payloads are
     expect(m.block).toBeUndefined(); // still a copied message to the app
@@ -59,15 +65,17 @@ describe('large copied payloads', () => {
     const before = live(session);
     await (async () => {
       const m = await echoOf(channel, payload(200 * KiB, 3));
+      await settle(channel);
       expect(m.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
       expect(live(session)).toBe(before + 1);
     })(); // dropped without release()
-    for (let i = 0; i < 20 && live(session) > before; i++) {
+    for (let i = 0; i < 200 && live(session) > before; i++) {
       gc();
       await new Promise((r) => setTimeout(r, 10)); // finalizers run from the event loop
     }
     expect(live(session)).toBe(before);
     const kept = await echoOf(channel, payload(200 * KiB, 4));
+    await settle(channel);
     expect(live(session)).toBe(before + 1);
     await finishPeer(peer, session, serverApp); // closing with a hold: released, nothing left
     kept.release(); // after the close: a no-op, never a throw
@@ -85,6 +93,7 @@ describe('large copied payloads', () => {
       expect(Buffer.compare(m.bytes, sent)).toBe(0);
       kept.push(m);
     }
+    await settle(channel);
     const inPlace = kept.map((m) => m.bytes.buffer instanceof SharedArrayBuffer);
     expect(inPlace).toEqual([true, true, true, false, false, false]); // 3 × 600 KiB ≤ 2 MiB < 4 × 600 KiB
     expect(live(session)).toBe(before + 3);
