@@ -101,4 +101,18 @@ describe('large copied payloads', () => {
     expect(live(session)).toBe(before);
     await finishPeer(peer, session, serverApp);
   });
+
+  it('over the socket transport, a large body is handed over in the buffer it was received into (no second copy)', async () => {
+    const { peer, session, serverApp } = await withPeer();
+    const channel = await session.openChannel({ transport: 'socket', metadata: { mode: 'echo' } });
+    const sent = payload(1024 * KiB, 20);
+    const m = await echoOf(channel, sent);
+    expect(Buffer.compare(m.bytes, sent)).toBe(0);
+    // A copy would be a buffer of its own (offset 0); the received frame has its header before the body.
+    expect(m.bytes.byteOffset).toBeGreaterThan(0);
+    expect(m.bytes.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    const small = payload(1000, 21);
+    expect(Buffer.compare((await echoOf(channel, small)).bytes, small)).toBe(0);
+    await finishPeer(peer, session, serverApp);
+  });
 });
