@@ -3,6 +3,7 @@
  * See docs/arena.md for the design.
  */
 import { randomFillSync } from 'node:crypto';
+import { isArenaDataSegment } from '../cleanup/names.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
@@ -319,10 +320,16 @@ export class Arena {
   static unlink(name: string): number {
     checkName(name);
     let removed = 0;
-    const dataPrefix = `${name}.d`;
     for (const n of native.shmList(`${name}.`)) {
-      const isData = n.startsWith(dataPrefix) && /^\d+$/.test(n.slice(dataPrefix.length));
-      if ((n === headerName(name) || isData) && native.shmUnlink(n)) removed++;
+      if (n !== headerName(name) && !isArenaDataSegment(n, name)) continue;
+      try {
+        if (native.shmUnlink(n)) removed++;
+      } catch (err) {
+        // Another user's file under one of our names (the sticky /dev/shm lets nobody else remove it): never
+        // one of ours — creation is exclusive — so it must not stop the removal of the rest.
+        const code = (err as { code?: string }).code;
+        if (code !== 'EPERM' && code !== 'EACCES') throw err;
+      }
     }
     return removed;
   }
@@ -505,7 +512,7 @@ export class Arena {
   }
 }
 
-/** @internal The engine behind an Arena (tests and fixtures only; not re-exported). */
+/** @internal The engine behind an Arena (the channel body codec, tests and fixtures; not re-exported). */
 export function arenaCore(arena: Arena): ArenaCore {
   const core = ARENA_CORES.get(arena);
   if (core === undefined) throw new TypeError('not an Arena');

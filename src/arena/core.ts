@@ -16,12 +16,13 @@
 import { hasCode, ShmxError } from '../errors.js';
 import { native } from '../native.js';
 import { Block } from './block.js';
-import { arenaIdString, checkHandle, decodeHandle, type Handle } from './handle.js';
+import { arenaIdString, checkHandle, readHandle, writeHandle, type Handle } from './handle.js';
 import {
   H_CLASS_HEADS,
   H_ID_HI,
   H_ID_LO,
   H_SEG_COUNT,
+  H_SEG_NONCES,
   H_SEG_TABLE,
   H_UNITS,
   INFLIGHT_ONE,
@@ -34,6 +35,7 @@ import {
   MAX_SMALL,
   PID_TOKEN,
   SEG_ENTRY_WORDS,
+  SEG_NONCE_WORDS,
   U_AUX,
   U_DESC,
   U_GEN,
@@ -108,6 +110,9 @@ export class ArenaCore implements SegmentWatcher {
   readonly mode: number;
   /** 16 hex digits, unique per created arena (handles carry it). */
   readonly id: string;
+  /** The id's two words (uint32), as encoded handles carry them. */
+  readonly idLo: number;
+  readonly idHi: number;
   readonly options: CoreOptions;
 
   /** Mapped data segments, in unit order. */
@@ -144,7 +149,9 @@ export class ArenaCore implements SegmentWatcher {
     this.maxUnits = facts.maxUnits;
     this.growUnits = facts.growUnits;
     this.mode = facts.mode;
-    this.id = arenaIdString(Atomics.load(hdr, H_ID_LO), Atomics.load(hdr, H_ID_HI));
+    this.idLo = Atomics.load(hdr, H_ID_LO) >>> 0;
+    this.idHi = Atomics.load(hdr, H_ID_HI) >>> 0;
+    this.id = arenaIdString(this.idLo, this.idHi);
     this.options = options;
     this.token = PID_TOKEN | process.pid;
     if (options.trackLeaks !== 'none') {
@@ -181,7 +188,7 @@ export class ArenaCore implements SegmentWatcher {
   checkSegments(): void {
     if (this.closed || this.truncation !== null) return;
     const buffers: [SharedArrayBuffer, string][] = [[this.hdr.buffer as SharedArrayBuffer, headerName(this.name)]];
-    for (const seg of this.segments) buffers.push([seg.buffer, segmentName(this.name, seg.index)]);
+    for (const seg of this.segments) buffers.push([seg.buffer, seg.name]);
     const segment = faultedSegment(buffers);
     if (segment !== undefined) this.truncated(segment);
   }
@@ -267,16 +274,19 @@ export class ArenaCore implements SegmentWatcher {
       if (first !== this.segEnd || units < 1 || first + units > this.maxUnits) {
         this.corrupt(`segment table entry ${i} is {first ${first}, units ${units}}`);
       }
+      const name = segmentName(
+        this.name, i, Atomics.load(hdr, H_SEG_NONCES + i * SEG_NONCE_WORDS), Atomics.load(hdr, H_SEG_NONCES + i * SEG_NONCE_WORDS + 1),
+      );
       let buffer: SharedArrayBuffer;
       try {
-        buffer = native.shmMap(segmentName(this.name, i));
+        buffer = native.shmMap(name);
       } catch (err) {
         if (!this.headerExists()) this.destroyed();
         this.corrupt(`segment ${i} cannot be mapped (${(err as Error).message})`);
       }
       // Shrunk before we mapped it: refuse it rather than map less than the table says is there.
-      if (buffer.byteLength < units * UNIT) throw this.truncated(segmentName(this.name, i));
-      this.segments.push(makeSegment(i, first, units, buffer));
+      if (buffer.byteLength < units * UNIT) throw this.truncated(name);
+      this.segments.push(makeSegment(i, name, first, units, buffer));
       this.segEnd = first + units;
     }
   }
@@ -528,6 +538,17 @@ export class ArenaCore implements SegmentWatcher {
 
   /** Adds one in-flight lend to `block` (which we hold) and returns its handle. */
   lendBlock(block: Block): Handle {
+    this.addLend(block);
+    return { arena: this.id, offset: block.arenaOffset, length: block.length, generation: block.generation };
+  }
+
+  /** Adds one in-flight lend to `block` and returns the handle's 32 bytes (the channel's path: no id string). */
+  lendEncoded(block: Block): Uint8Array {
+    this.addLend(block);
+    return writeHandle(this.idLo, this.idHi, block.arenaOffset, block.length, block.generation);
+  }
+
+  private addLend(block: Block): void {
     this.checkOwnBlock(block);
     const slab = block._slab;
     const i32 = slab !== null ? slab.i32 : this.hdr;
@@ -545,14 +566,23 @@ export class ArenaCore implements SegmentWatcher {
       if (r === s) break;
       s = r;
     }
-    return { arena: this.id, offset: block.arenaOffset, length: block.length, generation: block.generation };
   }
 
   /** Validates a handle and takes one hold on its block (consuming one in-flight lend). */
   borrow(input: Handle | Uint8Array): Block {
-    const h = input instanceof Uint8Array ? decodeHandle(input) : checkHandle(input);
-    this.ensureUsable();
-    if (h.arena !== this.id) this.stale('handle belongs to another arena');
+    let h: { offset: number; length: number; generation: number };
+    if (input instanceof Uint8Array) {
+      // Encoded (the channel's path): compare the id words, build no string.
+      const w = readHandle(input);
+      this.ensureUsable();
+      if (w.idLo !== this.idLo || w.idHi !== this.idHi) this.stale('handle belongs to another arena');
+      h = w;
+    } else {
+      const p = checkHandle(input);
+      this.ensureUsable();
+      if (p.arena !== this.id) this.stale('handle belongs to another arena');
+      h = p;
+    }
     const off = h.offset;
     const u = Math.floor(off / UNIT);
     if (u >= this.maxUnits) this.stale('handle offset is outside the arena');

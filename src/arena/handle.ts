@@ -82,20 +82,56 @@ export function encodeHandle(handle: Handle, target?: Uint8Array, targetOffset =
   return out;
 }
 
+/** A handle as its 32 bytes carry it: the arena id as its two words (what the channel fast path compares). */
+export interface HandleWords {
+  idLo: number;
+  idHi: number;
+  offset: number;
+  length: number;
+  generation: number;
+}
+
 /**
- * Parses 32 bytes (at `offset`) into a handle. Wrong size or magic → `ESTALEHANDLE` (garbage is never a
- * handle); a non-Uint8Array → TypeError.
+ * Reads 32 bytes (at `offset`) without building the id string. Wrong size or magic, or impossible values →
+ * `ESTALEHANDLE`; a non-Uint8Array → TypeError.
  */
-export function decodeHandle(bytes: Uint8Array, offset = 0): Handle {
+export function readHandle(bytes: Uint8Array, offset = 0): HandleWords {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('handle bytes must be a Uint8Array');
   if (!Number.isInteger(offset) || offset < 0) throw new RangeError('offset must be a non-negative integer');
   if (bytes.length - offset < HANDLE_BYTES) throw stale(`handle needs ${HANDLE_BYTES} bytes`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, HANDLE_BYTES);
   if (dv.getUint32(0, true) !== HANDLE_MAGIC) throw stale('not a handle (bad magic)');
-  return checkHandle({
-    arena: arenaIdString(dv.getUint32(4, true), dv.getUint32(8, true)),
+  const h = {
+    idLo: dv.getUint32(4, true),
+    idHi: dv.getUint32(8, true),
     offset: dv.getUint32(12, true) + dv.getUint32(16, true) * TWO32,
     length: dv.getUint32(20, true) + dv.getUint32(24, true) * TWO32,
     generation: dv.getUint32(28, true),
-  });
+  };
+  if (!Number.isSafeInteger(h.offset) || !Number.isSafeInteger(h.length) || h.length < 1) throw stale('malformed handle');
+  return h;
+}
+
+/** Writes a handle's 32 bytes from numbers the arena vouches for (its own lend: no checks needed). */
+export function writeHandle(idLo: number, idHi: number, offset: number, length: number, generation: number): Uint8Array {
+  const out = new Uint8Array(HANDLE_BYTES);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, HANDLE_MAGIC, true);
+  dv.setUint32(4, idLo, true);
+  dv.setUint32(8, idHi, true);
+  dv.setUint32(12, offset % TWO32, true);
+  dv.setUint32(16, Math.floor(offset / TWO32), true);
+  dv.setUint32(20, length % TWO32, true);
+  dv.setUint32(24, Math.floor(length / TWO32), true);
+  dv.setUint32(28, generation, true);
+  return out;
+}
+
+/**
+ * Parses 32 bytes (at `offset`) into a handle. Wrong size or magic → `ESTALEHANDLE` (garbage is never a
+ * handle); a non-Uint8Array → TypeError.
+ */
+export function decodeHandle(bytes: Uint8Array, offset = 0): Handle {
+  const h = readHandle(bytes, offset);
+  return checkHandle({ arena: arenaIdString(h.idLo, h.idHi), offset: h.offset, length: h.length, generation: h.generation });
 }

@@ -6,10 +6,12 @@
  * All shared words are Int32 so that `Atomics` works on them; offsets inside a segment are plain numbers
  * (segments may exceed 2 GiB, so never `| 0` a byte offset).
  */
+import { arenaDataSegmentName } from '../cleanup/names.js';
 
 /** `'shmA'`: the header is initialised (written last by the creator). */
 export const ARENA_MAGIC = 0x73686d41;
-export const ARENA_VERSION = 1;
+/** 2: data segments carry a nonce of their own, kept in {@link H_SEG_NONCES}. */
+export const ARENA_VERSION = 2;
 
 /** Data space is managed in units of 64 KiB. */
 export const UNIT_SHIFT = 16;
@@ -63,6 +65,12 @@ export const SLOT_STATE = 3;
 /** Per size class: the head of its slab list (first unit + 1, 0 = empty). */
 export const H_CLASS_HEADS = H_SLOTS + MAX_SLOTS * SLOT_WORDS; // 240
 export const MAX_CLASSES = 64;
+/**
+ * Per data segment: the nonce of its name (64 bits as two words, high then low), written by the segment's
+ * creator before it commits the table entry. Peers rebuild the name from it: see {@link segmentName}.
+ */
+export const H_SEG_NONCES = H_CLASS_HEADS + MAX_CLASSES; // 304
+export const SEG_NONCE_WORDS = 2;
 /** Unit table: one entry of UNIT_ENTRY_WORDS per unit of maxBytes. */
 export const H_UNITS = 512;
 export const UNIT_ENTRY_WORDS = 4;
@@ -125,6 +133,9 @@ export const S_HEADER_WORDS = 8;
 export const S_BITMAP = S_HEADER_WORDS;
 
 /** Words of the header segment for an arena of `maxUnits` units. */
+// The nonce table must end before the unit table.
+if (H_SEG_NONCES + MAX_SEGMENTS * SEG_NONCE_WORDS > H_UNITS) throw new Error('arena layout: nonce table overlaps units');
+
 export function headerWords(maxUnits: number): number {
   return H_UNITS + maxUnits * UNIT_ENTRY_WORDS;
 }
@@ -134,11 +145,20 @@ export function headerBytes(maxUnits: number): number {
   return Math.ceil((headerWords(maxUnits) * 4) / 4096) * 4096;
 }
 
-/** Names: `<base>.h` and `<base>.d<N>`. */
+/** Names: `<base>.h` and `<base>.d<N>.<nonce>` (see arenaDataSegmentName). */
 export function headerName(base: string): string {
   return `${base}.h`;
 }
-export function segmentName(base: string, index: number): string {
-  return `${base}.d${index}`;
+
+/** The nonce (16 hex digits) as the two header words that record it. */
+export function nonceWords(nonce: string): [hi: number, lo: number] {
+  return [parseInt(nonce.slice(0, 8), 16) | 0, parseInt(nonce.slice(8), 16) | 0];
+}
+
+/** Name of data segment `index` whose nonce the header records as words `hi`, `lo`. Built from numbers, so a
+ *  hostile table can only name a segment of this arena's own name space (`<base>.d<index>.<16 hex>`). */
+export function segmentName(base: string, index: number, hi: number, lo: number): string {
+  const hex = (w: number) => (w >>> 0).toString(16).padStart(8, '0');
+  return arenaDataSegmentName(base, index, hex(hi) + hex(lo));
 }
 export const NAME_RE = /^[A-Za-z0-9._-]{1,200}$/;

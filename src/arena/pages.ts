@@ -7,6 +7,7 @@
  * orphan continuations, which it resets. A run never spans segments.
  */
 import { readFileSync, statfsSync } from 'node:fs';
+import { arenaDataSegmentName, createWithFreshNonce } from '../cleanup/names.js';
 import { hasCode, ShmxError } from '../errors.js';
 import { native } from '../native.js';
 import type { ArenaCore } from './core.js';
@@ -14,6 +15,7 @@ import {
   desc,
   H_CLASS_HEADS,
   H_SEG_COUNT,
+  H_SEG_NONCES,
   H_SEG_TABLE,
   KIND_CONT,
   KIND_LARGE,
@@ -21,8 +23,9 @@ import {
   KIND_SLAB,
   MAX_SEGMENTS,
   S_NEXT,
+  nonceWords,
   SEG_ENTRY_WORDS,
-  segmentName,
+  SEG_NONCE_WORDS,
   U_AUX,
   U_DESC,
   U_GEN,
@@ -137,10 +140,10 @@ export function shmRoom(): number | null {
   return room;
 }
 
-/** Out of memory/space while creating a segment → EARENAFULL; anything else is rethrown as is. */
+/** Out of memory/space while creating a segment → EARENAFULL; anything else is rethrown as is. (A failed
+ *  shmCreate leaves nothing behind: the addon unlinks what it made.) */
 function spaceError(core: ArenaCore, name: string, err: unknown): never {
   const code = err instanceof ShmxError ? err.code : undefined;
-  native.shmUnlink(name); // in case a partly reserved segment was left behind (we hold the lock: it is ours)
   if (code === 'ENOSPC' || code === 'ENOMEM' || code === 'EFBIG' || code === 'EDQUOT') {
     full(core, `cannot reserve segment ${name} (${code})`, err);
   }
@@ -149,9 +152,14 @@ function spaceError(core: ArenaCore, name: string, err: unknown): never {
 
 /**
  * Creates the next data segment with room for at least `k` units (max(growUnits, k), or exactly k for the
- * first segment of a new arena, clipped to maxBytes)
- * and commits it in the segment table. Returns the first unit of the new segment (all free). A segment of
- * that name left by a crashed grower (never committed) is removed first.
+ * first segment of a new arena, clipped to maxBytes) and commits it in the segment table. Returns the first
+ * unit of the new segment (all free).
+ *
+ * The segment's name carries a fresh nonce (`<base>.d<N>.<nonce>`), recorded in the table before the entry is
+ * committed: the arena's base name is visible in /dev/shm, so a name without one could be created first by
+ * any local user, and growth would fail for good (a non-root creator cannot unlink another user's file in the
+ * sticky /dev/shm). A name found taken (EEXIST) is not ours to touch: a fresh nonce is drawn instead. A
+ * segment left by a grower that died before committing is removed with the arena's names (prefix removal).
  */
 export function grow(core: ArenaCore, k: number, exact = false): number {
   core.refreshSegments();
@@ -167,29 +175,30 @@ export function grow(core: ArenaCore, k: number, exact = false): number {
   });
   if (index >= MAX_SEGMENTS) full(core, `all ${MAX_SEGMENTS} segments are in use`);
   if (k > remaining) full(core, `maxBytes reached (${core.maxUnits * UNIT} bytes)`);
-  const name = segmentName(core.name, index);
   // Never create a segment for an arena that was destroyed: nobody would unlink it.
   if (!core.headerExists()) core.destroyed();
   const room = shmRoom();
   if (room !== null && units * UNIT > room) {
-    full(core, `segment ${name} needs ${units * UNIT} bytes, only ${room} are available in /dev/shm and memory`);
+    full(core, `segment ${index} needs ${units * UNIT} bytes, only ${room} are available in /dev/shm and memory`);
   }
-  try {
-    native.shmCreate(name, units * UNIT, core.mode);
-  } catch (err) {
-    if (!hasCode(err, 'EEXIST')) spaceError(core, name, err);
-    native.shmUnlink(name);
+  const { name, nonce } = createWithFreshNonce(`arena ${core.name} segment ${index}`, (n) => {
+    const segment = arenaDataSegmentName(core.name, index, n);
     try {
-      native.shmCreate(name, units * UNIT, core.mode);
-    } catch (err2) {
-      spaceError(core, name, err2);
+      native.shmCreate(segment, units * UNIT, core.mode);
+    } catch (err) {
+      if (hasCode(err, 'EEXIST')) throw err; // taken: the next try draws a new nonce
+      spaceError(core, segment, err);
     }
-  }
+    return { name: segment, nonce: n };
+  });
   if (!core.headerExists()) {
     native.shmUnlink(name); // destroyed while we created it
     core.destroyed();
   }
   const first = core.segEnd;
+  const [hi, lo] = nonceWords(nonce);
+  Atomics.store(hdr, H_SEG_NONCES + index * SEG_NONCE_WORDS, hi);
+  Atomics.store(hdr, H_SEG_NONCES + index * SEG_NONCE_WORDS + 1, lo);
   Atomics.store(hdr, H_SEG_TABLE + index * SEG_ENTRY_WORDS, first);
   Atomics.store(hdr, H_SEG_TABLE + index * SEG_ENTRY_WORDS + 1, units);
   Atomics.store(hdr, H_SEG_COUNT, index + 1);

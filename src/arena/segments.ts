@@ -1,7 +1,7 @@
 /**
- * Data segments: `<base>.d0`, `<base>.d1`, … Each covers a contiguous range of global units; segment `i`
- * starts where segment `i - 1` ends. The header's segment table lists them ({firstUnit, unitCount}); an
- * entry is committed by bumping the segment count after writing it. A process maps segments lazily, the
+ * Data segments: `<base>.d0.<nonce>`, `<base>.d1.<nonce>`, … Each covers a contiguous range of global units;
+ * segment `i` starts where segment `i - 1` ends. The header's segment table lists them ({firstUnit, unitCount},
+ * and the nonce of each name); an entry is committed by bumping the segment count after writing it. A process maps segments lazily, the
  * first time it meets a unit it has not mapped.
  */
 import { UNIT } from './layout.js';
@@ -9,6 +9,8 @@ import { UNIT } from './layout.js';
 /** One mapped data segment (process-local). */
 export interface Segment {
   readonly index: number;
+  /** Its name in /dev/shm (rebuilt from the nonce in the segment table). */
+  readonly name: string;
   readonly firstUnit: number;
   readonly units: number;
   /** firstUnit + units. */
@@ -17,8 +19,10 @@ export interface Segment {
   readonly i32: Int32Array;
 }
 
-export function makeSegment(index: number, firstUnit: number, units: number, buffer: SharedArrayBuffer): Segment {
-  return { index, firstUnit, units, endUnit: firstUnit + units, buffer, i32: new Int32Array(buffer, 0, (units * UNIT) / 4) };
+export function makeSegment(
+  index: number, name: string, firstUnit: number, units: number, buffer: SharedArrayBuffer,
+): Segment {
+  return { index, name, firstUnit, units, endUnit: firstUnit + units, buffer, i32: new Int32Array(buffer, 0, (units * UNIT) / 4) };
 }
 
 /** The segment holding global unit `unit` among `segments` (sorted, contiguous), or undefined. */

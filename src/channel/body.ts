@@ -3,10 +3,11 @@
  * know what a record carries (the socket transport's credit bookkeeping) and the discards: what kind a tag
  * says the body is, whether it carries a lend of an arena block, in which arena, and how to take that lend back.
  */
-import { decodeHandle, encodeHandle, HANDLE_BYTES, type Arena, type Block } from '../arena/index.js';
+import { arenaCore } from '../arena/arena.js';
+import { HANDLE_BYTES, type Arena, type Block } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
 import { BodyKind, kindOf, tagOf } from './envelope.js';
-import type { ChannelHost } from './host.js';
+import type { ChannelHost, SessionChild } from './host.js';
 
 /** The arenas a body's handle may point into. */
 export type BodyArenas = Pick<ChannelHost, 'sessionArenaForChannels' | 'appArenaForChannels'>;
@@ -25,7 +26,7 @@ export function arenaOfBody(arenas: BodyArenas, tag: number): Arena {
 /** Borrows the block a handle-carrying body names (validated: a malformed or stale handle throws). */
 export function borrowBody(arenas: BodyArenas, tag: number, body: Uint8Array): Block {
   if (body.byteLength !== HANDLE_BYTES) throw new ShmxError('EPROTO', 'malformed block handle');
-  return arenaOfBody(arenas, tag).borrow(decodeHandle(body));
+  return arenaOfBody(arenas, tag).borrow(body); // the encoded form: validated without building the id string
 }
 
 /** Takes back the lend a body carries that nobody will borrow (borrows it and lets go at once). */
@@ -51,14 +52,90 @@ export function encodeBody(arenas: BodyArenas, data: Uint8Array | Block, flags: 
     const spilled = arena.alloc(data.byteLength);
     try {
       spilled.bytes.set(data);
-      return { tag: tagOf(BodyKind.Spilled, flags), body: encodeHandle(arena.lend(spilled)), spilled };
+      return { tag: tagOf(BodyKind.Spilled, flags), body: arenaCore(arena).lendEncoded(spilled), spilled };
     } catch (err) {
       spilled.release();
       throw err;
     }
   }
   for (const [arena, kind] of [[arenas.sessionArenaForChannels, BodyKind.SessionBlock], [arenas.appArenaForChannels, BodyKind.AppBlock]] as const) {
-    if (arena.owns(data)) return { tag: tagOf(kind, flags), body: encodeHandle(arena.lend(data)), spilled: undefined };
+    if (arena.owns(data)) return { tag: tagOf(kind, flags), body: arenaCore(arena).lendEncoded(data), spilled: undefined };
   }
   throw new RangeError('a block sent on a channel must come from its session\'s session arena or app arena');
+}
+
+/** What delivering in place needs from the session: its arenas and its children (closed with it). */
+export type InPlaceHost = BodyArenas & Pick<ChannelHost, 'adopt' | 'disown'>;
+
+/**
+ * The hold on a spilled payload delivered in place. A child of the session (let go when it closes), and let go
+ * when the app releases the message or when the view of the bytes is garbage-collected — whichever comes first.
+ * It never references the view, or the view could never be collected.
+ */
+class InPlaceHold implements SessionChild {
+  constructor(private block: Block | undefined, private readonly host: InPlaceHost, readonly bytes: number) {}
+
+  /** Lets go (idempotent). Never throws: it runs from finalizers and session teardown. */
+  end(): void {
+    const block = this.block;
+    if (block === undefined) return;
+    this.block = undefined;
+    const budget = inPlaceBudgets.get(this.host);
+    if (budget !== undefined) budget.used -= this.bytes;
+    try {
+      this.host.disown(this);
+      if (block.held) block.release();
+    } catch {
+      // the arena was closed (session over): its holds went with it
+    }
+  }
+
+  closeFromSession(): void {
+    this.end();
+  }
+}
+
+const inPlaceHolds = new FinalizationRegistry<InPlaceHold>((hold) => hold.end());
+/** Bytes each session holds in place, against its budget. */
+const inPlaceBudgets = new WeakMap<InPlaceHost, { used: number }>();
+
+/**
+ * Most of the session arena a receiver may hold in place for spilled payloads before it copies instead: an app
+ * that keeps messages without releasing them pins at most this much until its garbage collector runs, and the
+ * sender's spills always find room in the rest.
+ */
+export const IN_PLACE_SHARE = 0.25;
+
+/**
+ * A spilled payload (bytes the sender copied once into a session-arena block) as the receiver gets it: a view of
+ * that block where it lies — no second copy — held until `release()`, the view's garbage collection, or the
+ * session's close. Past {@link IN_PLACE_SHARE} of the session arena held this way, a private copy instead (the
+ * block is let go at once). `inPlace` says which.
+ */
+export function deliverSpilled(host: InPlaceHost, tag: number, body: Uint8Array): { bytes: Uint8Array; release: (() => void) | undefined; inPlace: boolean } {
+  const block = borrowBody(host, tag, body);
+  let budget = inPlaceBudgets.get(host);
+  if (budget === undefined) inPlaceBudgets.set(host, (budget = { used: 0 }));
+  const length = block.length;
+  if (budget.used + length > host.sessionArenaForChannels.maxBytes * IN_PLACE_SHARE) {
+    const copy = Buffer.allocUnsafe(length);
+    copy.set(block.bytes);
+    block.release();
+    return { bytes: copy, release: undefined, inPlace: false };
+  }
+  budget.used += length;
+  const hold = new InPlaceHold(block, host, length);
+  host.adopt(hold);
+  // A view of its own (not block.bytes, which the Block caches and the hold references); a Buffer, as the
+  // private copies of small payloads are.
+  const bytes = Buffer.from(block.buffer, block.offset, length);
+  inPlaceHolds.register(bytes, hold, hold);
+  return {
+    bytes,
+    release: () => {
+      inPlaceHolds.unregister(hold);
+      hold.end();
+    },
+    inPlace: true,
+  };
 }

@@ -11,7 +11,7 @@ import '../dispose.js';
 import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
 import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
-import { borrowBody, encodeBody, takeBackLend } from './body.js';
+import { borrowBody, deliverSpilled, encodeBody, takeBackLend } from './body.js';
 import { BodyKind, kindOf, tagOf, TAG_REQUEST, TAG_RESPONSE } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
 import { Message, type Replier } from './message.js';
@@ -81,6 +81,9 @@ export interface ChannelCounters {
 
 /** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
 const ITERATOR_BUFFER = 256;
+/** From this size up, an inline body of the mq or socket transport is handed over as is, not copied (see deliver). */
+const OWN_BODY_MIN = 64 * 1024;
+
 /** Messages delivered per turn before yielding to the event loop. */
 export const DELIVERY_BATCH = 512;
 
@@ -660,17 +663,21 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
           message = new Message(body, undefined, requestId, undefined, undefined);
           break;
         }
+        // A large body of a kernel-copying transport is already in memory of its own (the frame the socket's
+        // reader assembled, the message mq received): no second copy. The ring's bodies are shared memory.
+        if (body.byteLength >= OWN_BODY_MIN && this.io.kind !== 'shm') {
+          message = new Message(Buffer.from(body.buffer, body.byteOffset, body.byteLength), undefined, requestId, replier, undefined);
+          break;
+        }
         const copy = Buffer.allocUnsafe(body.byteLength);
         copy.set(body);
         message = new Message(copy, undefined, requestId, replier, undefined);
         break;
       }
       case BodyKind.Spilled: {
-        const block = this.borrow(tag, body);
-        const copy = Buffer.allocUnsafe(block.length);
-        copy.set(block.bytes);
-        block.release();
-        message = new Message(copy, undefined, requestId, replier, undefined);
+        // Read in place: the sender's copy into the arena is the only one (body.ts).
+        const spilled = deliverSpilled(host, tag, body);
+        message = new Message(spilled.bytes, undefined, requestId, replier, spilled.release);
         break;
       }
       case BodyKind.SessionBlock:

@@ -1,6 +1,7 @@
 /**
- * A received message. `bytes` is the payload: a private copy for copied sends, or — for a block sent by handle —
- * a view of the very bytes the sender wrote in the arena (zero-copy), valid until `release()`.
+ * A received message. `bytes` is the payload: for a block sent by handle, and for a large copied payload (over
+ * `maxInline`, which the sender copied once into the session arena), a view of the very bytes the sender wrote
+ * in the arena (zero-copy), valid until `release()`; for a small copied payload, a private copy.
  */
 import '../dispose.js';
 import type { AbortOptions } from '../abort.js';
@@ -15,7 +16,11 @@ export interface Replier {
 
 /** A received message (see the file comment: copied bytes, or a view of a block sent by handle). */
 export class Message {
-  /** The payload. For a block message, a view into shared memory valid until {@link release}. */
+  /**
+   * The payload. For a block message, and for a copied payload larger than the channel's `maxInline`, a view into
+   * shared memory valid until {@link release} (a large copied payload is also let go when this view is
+   * garbage-collected, or past a quarter of the session arena held that way, delivered as a private copy).
+   */
   readonly bytes: Uint8Array;
   /** For a message sent as an arena Block: the borrowed block. Release it when done (or the session will). */
   readonly block: Block | undefined;
@@ -67,9 +72,12 @@ export class Message {
     return this.replier;
   }
 
-  /** Releases the borrowed block (no-op for copied messages). Idempotent. */
+  /** Releases the borrowed block, or the hold on a large copied payload read in place (no-op for small copied
+   *  messages). Idempotent. */
   release(): void {
-    if (this.block !== undefined && this.block.held) {
+    if (this.block === undefined) {
+      this.onRelease?.(); // a payload read in place (idempotent), or nothing
+    } else if (this.block.held) {
       this.block.release();
       this.onRelease?.();
     }

@@ -9,7 +9,7 @@
  * e.g. `shmx.sa.billing.4242.1x2k9.web.3.9f0c1a2b3c4d5e6f.arena.h` — header segment of session 3's arena
  * between server app `billing` (pid 4242) and client app `web`. The longest name (two 32-byte app names, the
  * largest pid, start time and session number, an arena's 64th data segment or a queue of channel 2^32) is
- * 151 bytes: within the 250 bytes the addon accepts and POSIX's NAME_MAX of 255.
+ * 168 bytes (an arena data segment adds a nonce of its own: `…arena.d63.<nonce>`): within the 250 bytes the addon accepts and POSIX's NAME_MAX of 255.
  */
 import { randomBytes } from 'node:crypto';
 import { hasCode, ShmxError } from '../errors.js';
@@ -75,6 +75,27 @@ export function createWithFreshNonce<T>(what: string, create: (nonce: string) =>
   }
   throw new ShmxError('EEXIST', `${what}: ${NONCE_ATTEMPTS} fresh random names in a row already existed ` +
     `(nonces ${taken.join(', ')}); something is creating shmx names at random`);
+}
+
+/**
+ * Name of data segment `index` of the arena whose base name is `base`: `<base>.d<index>.<nonce>`. Each data
+ * segment has a nonce of its own, drawn when it is created and recorded in the arena's header (its segment
+ * table), so that nobody who sees the arena's other names in /dev/shm can predict — and create first — the
+ * name of its next segment. Peers rebuild the name from the table; only the creator of a segment draws one.
+ */
+export function arenaDataSegmentName(base: string, index: number, nonce: string): string {
+  if (!NONCE.test(nonce)) throw new RangeError(`nonce '${nonce}' must be 16 hex digits`);
+  return `${base}.d${index}.${nonce}`;
+}
+
+const ARENA_DATA_TAIL = /^[0-9]+\.[0-9a-f]{16}$/;
+
+/** True when `name` is a data segment name as {@link arenaDataSegmentName} makes them (of arena `base`, if
+ *  given; else of any arena). */
+export function isArenaDataSegment(name: string, base?: string): boolean {
+  if (base !== undefined) return name.startsWith(`${base}.d`) && ARENA_DATA_TAIL.test(name.slice(base.length + 2));
+  const at = name.lastIndexOf('.d', name.length - 18);
+  return at >= 0 && ARENA_DATA_TAIL.test(name.slice(at + 2));
 }
 
 /** Throws a RangeError unless `name` is a valid app name. */

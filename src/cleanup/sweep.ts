@@ -10,7 +10,7 @@ import { defaultLogger } from '../log.js';
 import { native } from '../native.js';
 import { isProcessAlive } from './liveness.js';
 import { readLedger } from './ledger.js';
-import { parseResourceName, type ResourceName } from './names.js';
+import { isArenaDataSegment, parseResourceName, type ResourceName } from './names.js';
 
 /** Options of {@link sweepStale}. */
 export interface SweepOptions {
@@ -141,9 +141,6 @@ export function sweepStale(options: SweepOptions = {}): SweepReport {
   return report;
 }
 
-/** Data segments of an arena (`<base>.d<N>`): the bulk of a scope's memory. */
-const ARENA_DATA_SEGMENT = /\.d[0-9]+$/;
-
 /**
  * Removes every segment whose name starts with `prefix` (one scope's objects, on graceful close or when its
  * peer died). With `releasePages`, arena data segments give their memory back first: mappings that outlive the
@@ -153,8 +150,17 @@ const ARENA_DATA_SEGMENT = /\.d[0-9]+$/;
 export function removeSegmentsWithPrefix(prefix: string, logger?: Logger, releasePages = false): string[] {
   const removed: string[] = [];
   for (const name of native.shmList(prefix)) {
-    if (releasePages && ARENA_DATA_SEGMENT.test(name)) native.shmReleasePages(name);
-    if (native.shmUnlink(name)) removed.push(name);
+    try {
+      // Arena data segments are the bulk of a scope's memory.
+      if (releasePages && isArenaDataSegment(name)) native.shmReleasePages(name);
+      if (native.shmUnlink(name)) removed.push(name);
+    } catch (err) {
+      // Another user's file under our prefix (/dev/shm is world-writable and sticky): not ours, and it must
+      // not stop the removal of the scope's real objects.
+      const code = (err as { code?: string }).code;
+      if (code !== 'EPERM' && code !== 'EACCES') throw err;
+      logger?.warn({ resource: name, code }, 'left a foreign object under a scope prefix');
+    }
   }
   if (removed.length > 0) logger?.info({ prefix, removed }, 'removed scope objects');
   return removed;

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { Arena, type Block, decodeHandle, encodeHandle, HANDLE_BYTES, SIZE_CLASSES } from '../../src/arena/index.js';
 import { native } from '../../src/native.js';
-import { cleanUpArenas, codeOf, leftovers, uniqueName } from './helpers.js';
+import { cleanUpArenas, codeOf, dataSegment, leftovers, uniqueName } from './helpers.js';
 
 const TAG = 'basic';
 const open: Arena[] = [];
@@ -23,7 +23,8 @@ cleanUpArenas(TAG, open);
 describe('lifecycle', () => {
   it('creates the header and first data segment, refuses a second create, destroy removes all', () => {
     const a = create();
-    expect(native.shmList(a.name).sort()).toEqual([`${a.name}.d0`, `${a.name}.h`]);
+    expect(native.shmList(a.name).sort()).toEqual([dataSegment(a.name, 0), `${a.name}.h`]);
+    expect(dataSegment(a.name, 0)).toMatch(/\.d0\.[0-9a-f]{16}$/);
     expect(codeOf(() => Arena.create(a.name, { maxBytes: 1 << 20 }))).toBe('EEXIST');
     expect(codeOf(() => Arena.open(`${a.name}-missing`))).toBe('ENOENT');
     a.destroy();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Arena, type Block } from '../../src/arena/index.js';
+import { arenaCore } from '../../src/arena/arena.js';
 import {
   ARENA_MAGIC,
   desc,
@@ -17,8 +18,9 @@ import {
   UNIT_ENTRY_WORDS,
 } from '../../src/arena/layout.js';
 import { shmRoom } from '../../src/arena/pages.js';
+import { arenaDataSegmentName, freshNonce } from '../../src/cleanup/names.js';
 import { native } from '../../src/native.js';
-import { cleanUpArenas, codeOf, uniqueName } from './helpers.js';
+import { cleanUpArenas, codeOf, dataSegment, uniqueName } from './helpers.js';
 
 const TAG = 'corrupt';
 const open: Arena[] = [];
@@ -137,7 +139,7 @@ describe('corrupt metadata faults the arena with EARENACORRUPT', () => {
     const a = create();
     const x = a.alloc(100); // first slab of class 112 at unit 0
     const h = a.lend(x);
-    const seg = new Int32Array(native.shmMap(`${a.name}.d0`));
+    const seg = new Int32Array(native.shmMap(dataSegment(a.name, 0)));
     seg[S_MAGIC] = 0x12345678;
     const b = attach(a);
     expect(codeOf(() => b.alloc(100))).toBe('EARENACORRUPT');
@@ -149,7 +151,7 @@ describe('corrupt metadata faults the arena with EARENACORRUPT', () => {
   it('slab header: wrong class, and a list link out of range', () => {
     const a = create();
     a.alloc(100);
-    const seg = new Int32Array(native.shmMap(`${a.name}.d0`));
+    const seg = new Int32Array(native.shmMap(dataSegment(a.name, 0)));
     seg[S_CLASS] = 3;
     const b = attach(a);
     expect(codeOf(() => b.alloc(100))).toBe('EARENACORRUPT');
@@ -217,13 +219,18 @@ describe('growth', () => {
     a.alloc(60); // a one-unit slab still fits
   });
 
-  it('replaces a segment left by a crashed grower', () => {
+  it('a segment left by a crashed grower (never committed) does not block growth and goes with the arena', () => {
     const a = create({ initialBytes: 0 });
-    native.shmCreate(`${a.name}.d0`, 4096, 0o600); // never committed to the segment table
+    const orphan = arenaDataSegmentName(a.name, 0, freshNonce());
+    native.shmCreate(orphan, 4096, 0o600); // created, never committed to the segment table
     const b = a.alloc(1000);
     b.bytes.fill(1);
-    expect(native.shmSize(`${a.name}.d0`)).toBe(1 << 20);
+    const committed = arenaCore(a).segments[0]!.name;
+    expect(committed).not.toBe(orphan);
+    expect(native.shmList(`${a.name}.d0.`).sort()).toEqual([committed, orphan].sort());
     b.release();
+    a.destroy();
+    expect(native.shmList(`${a.name}.`)).toEqual([]);
   });
 
   it('a segment larger than /dev/shm and memory can hold is EARENAFULL before anything is reserved', () => {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Arena, type Block, decodeHandle, encodeHandle, type Handle } from '../../src/arena/index.js';
+import { arenaCore } from '../../src/arena/arena.js';
 import { cleanUpArenas, codeOf, uniqueName } from './helpers.js';
 
 const TAG = 'handles';
@@ -57,6 +58,31 @@ describe('stale and forged handles are ESTALEHANDLE', () => {
       y.release();
       expect(a.stats().liveBlocks).toBe(0);
     }
+  });
+
+  it('the encoded path: lendEncoded gives encodeHandle\'s bytes, and borrow(bytes) checks both arena id words', () => {
+    const [a, b] = pair();
+    const [c] = pair();
+    const x = a.alloc(100);
+    const enc = arenaCore(a).lendEncoded(x);
+    expect(decodeHandle(enc)).toEqual({ arena: a.id, offset: x.arenaOffset, length: 100, generation: x.generation });
+    expect(enc).toEqual(encodeHandle(decodeHandle(enc)));
+    // Another arena with a lent block at the same offset: only the id words tell them apart.
+    const y = c.alloc(100);
+    expect(y.arenaOffset).toBe(x.arenaOffset);
+    const encY = arenaCore(c).lendEncoded(y);
+    expect(codeOf(() => c.borrow(enc))).toBe('ESTALEHANDLE');
+    for (const at of [4, 8]) {
+      const forged = enc.slice();
+      forged[at]! ^= 1; // one bit of the low, then the high id word
+      expect(codeOf(() => b.borrow(forged))).toBe('ESTALEHANDLE');
+    }
+    const z = b.borrow(enc);
+    expect(z.arenaOffset).toBe(x.arenaOffset);
+    z.release();
+    c.borrow(encY).release();
+    x.release();
+    y.release();
   });
 
   it('a handle of another arena', () => {

@@ -9,9 +9,15 @@ import { processTag, uniqueObjectName } from '../helpers/names.js';
 export function namePrefix(tag: string): string {
   return `shmx.t.arena-${tag}.${processTag}`;
 }
-/** A fresh arena name (its segments are `<name>.h`, `<name>.d0`, …). */
+/** A fresh arena name (its segments are `<name>.h`, `<name>.d0.<nonce>`, …). */
 export function uniqueName(tag: string): string {
   return uniqueObjectName(`arena-${tag}`);
+}
+/** The name of data segment `index` of arena `name` as /dev/shm lists it (its nonce is random). */
+export function dataSegment(name: string, index: number): string {
+  const found = native.shmList(`${name}.d${index}.`);
+  expect(found).toHaveLength(1);
+  return found[0]!;
 }
 /** Names left in /dev/shm under a prefix. */
 export function leftovers(tag: string): string[] {

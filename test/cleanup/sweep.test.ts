@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  createRecordedQueue, createWithFreshNonce, formatResourceName, parseResourceName, removeRecordedQueue, selfIdentity,
-  sweepStale,
+  arenaDataSegmentName, createRecordedQueue, createWithFreshNonce, formatResourceName, parseResourceName, removeRecordedQueue, selfIdentity,
+  freshNonce, sweepStale,
 } from '../../src/cleanup/index.js';
 import { native } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
@@ -39,7 +39,7 @@ describe('resource names', () => {
     });
     expect(Buffer.byteLength(longest)).toBeLessThanOrEqual(151);
     // A real segment and a real queue under the longest names (an arena's 64th data segment, a channel's queue).
-    const segment = `${longest.slice(0, longest.lastIndexOf('.c'))}.arena.d63`;
+    const segment = arenaDataSegmentName(`${longest.slice(0, longest.lastIndexOf('.c'))}.arena`, 63, freshNonce());
     expect(Buffer.byteLength(segment)).toBeLessThan(250);
     native.shmCreate(segment, 4096, 0o600);
     expect(native.shmUnlink(segment)).toBe(true);

@@ -136,7 +136,8 @@ function target(kind: Kind, victim: Session, serverApp: string): string {
     case 'session-header':
       return `${victim.sessionArena.name}.h`;
     case 'session-data':
-      return `${victim.sessionArena.name}.d0`; // the first data segment: the channel rings live there
+      // The first data segment (the channel rings live there); its name ends in a nonce of its own.
+      return readdirSync('/dev/shm').find((n) => n.startsWith(`${victim.sessionArena.name}.d0.`))!;
     case 'app-header':
       return `${victim.appArena.name}.h`;
     case 'ledger': {
