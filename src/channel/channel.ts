@@ -429,7 +429,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.reservation = undefined;
     if (!r.direct) {
       const body = r.view.subarray(0, length);
-      if (this.outbox.length > 0 || !this.sendTagged(0, 0, body)) void this.enqueue(0, 0, body).catch(() => {});
+      if (this.outbox.length > 0 || !this.sendTagged(0, 0, body)) void this.enqueue(0, 0, body, undefined, 'commit').catch(() => {});
       return;
     }
     this.assertOpen();

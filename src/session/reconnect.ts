@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AbortError, hasCode, type ShmxCode } from '../errors.js';
+import { AbortError, hasCode, type ShmxErrorCode } from '../errors.js';
 import { ClientSession, type ConnectOptions } from './client.js';
 import type { CloseReason } from './lifecycle.js';
 import type { Session } from './session.js';
@@ -26,7 +26,7 @@ export interface RetryOptions {
   factor?: number;
   /** Codes worth another attempt. Default `ENOSERVER` (nobody listens yet), `ECONNRESET` (the server went away
    *  during the handshake) and `ESHUTDOWN` (it was shutting down). Any other error rejects at once. */
-  retryOn?: readonly (ShmxCode | string)[];
+  retryOn?: readonly ShmxErrorCode[];
   /** Called before each pause (after a failed attempt): for logs and metrics. */
   onRetry?: (info: RetryInfo) => void;
 }
@@ -42,7 +42,7 @@ export interface RetryInfo {
   delayMs: number;
 }
 
-const DEFAULT_RETRY_ON: readonly string[] = ['ENOSERVER', 'ECONNRESET', 'ESHUTDOWN'];
+const DEFAULT_RETRY_ON: readonly ShmxErrorCode[] = ['ENOSERVER', 'ECONNRESET', 'ESHUTDOWN'];
 
 interface ResolvedRetry {
   maxAttempts: number;
@@ -50,7 +50,7 @@ interface ResolvedRetry {
   initialDelayMs: number;
   maxDelayMs: number;
   factor: number;
-  retryOn: readonly string[];
+  retryOn: readonly ShmxErrorCode[];
   onRetry: ((info: RetryInfo) => void) | undefined;
 }
 

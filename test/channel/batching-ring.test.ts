@@ -5,25 +5,14 @@
  * The real-process side of the same behaviour is in batching.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { Block } from '../../src/arena/index.js';
-import { formatRingPair, ringPairBytes, ShmTransport } from '../../src/channel/shm-transport.js';
+import type { ShmTransport } from '../../src/channel/shm-transport.js';
+import { ringPair } from '../helpers/ring-pair.js';
 
 const CAPACITY = 4096;
 const W_WRITE = 2;
 const W_WANT_DRAIN = 4;
 
-function block(buffer: SharedArrayBuffer): Block {
-  return { buffer, offset: 0, length: buffer.byteLength, held: true, release() {} } as unknown as Block;
-}
-
-function pair() {
-  const buffer = new SharedArrayBuffer(ringPairBytes(CAPACITY));
-  formatRingPair(block(buffer), CAPACITY);
-  const wakes = { writer: 0, readerRings: 0 };
-  const writer = new ShmTransport(block(buffer), true, { wakePeer: () => void wakes.writer++, ringPeer() {} });
-  const reader = new ShmTransport(block(buffer), false, { wakePeer() {}, ringPeer: () => void wakes.readerRings++ });
-  return { buffer, words: new Int32Array(buffer, 0, 16), writer, reader, wakes };
-}
+const pair = () => ringPair(CAPACITY);
 
 function readAll(reader: ShmTransport): Array<{ tag: number; requestId: number; body: number[] }> {
   const got: Array<{ tag: number; requestId: number; body: number[] }> = [];

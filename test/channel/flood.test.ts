@@ -6,10 +6,10 @@
  * stalled here. The long version is `tsx soak/flood.ts --runs 1000`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientSession, Universe, type Session } from '../../src/index.js';
+import type { Session } from '../../src/index.js';
 import { checkReceived, floodConsumer, floodFromPeer, floodSend, type FloodMetadata } from '../../soak/flood.js';
-import { Child } from '../helpers/child.js';
-import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import type { Child } from '../helpers/child.js';
+import { finishPeer, withPeer } from '../helpers/peer.js';
 
 const STALL_MS = 2000;
 const MESSAGES = 3000;
@@ -21,17 +21,11 @@ let session: Session;
 let serverApp: string;
 
 beforeAll(async () => {
-  const t = testUniverse();
-  serverApp = t.serverApp;
-  peer = new Child('flood-peer.ts', [JSON.stringify({ definition: t.definition, serverApp, stallMs: STALL_MS })]);
-  await peer.waitFor('listening');
-  session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp });
+  ({ peer, session, serverApp } = await withPeer({ stallMs: STALL_MS }, 'flood-peer.ts'));
 });
 
 afterAll(async () => {
-  await session?.close();
-  await peer?.stop();
-  expect(await shmObjectsOf(serverApp)).toEqual([]);
+  await finishPeer(peer, session, serverApp);
 });
 
 describe('flood with backpressure', () => {

@@ -4,12 +4,12 @@
  * doorbell never fails a send that already went out.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ClientSession, Universe, type Session } from '../../src/index.js';
+import type { Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-transport.js';
 import type { NativeDoorbell } from '../../src/native.js';
-import { Child } from '../helpers/child.js';
-import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import type { Child } from '../helpers/child.js';
+import { finishPeer, withPeer } from '../helpers/peer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -18,17 +18,11 @@ let session: Session;
 let serverApp: string;
 
 beforeAll(async () => {
-  const t = testUniverse();
-  serverApp = t.serverApp;
-  peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
-  await peer.waitFor('listening');
-  session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+  ({ peer, session, serverApp } = await withPeer());
 });
 
 afterAll(async () => {
-  await session?.close();
-  await peer?.kill('SIGTERM');
-  expect(await shmObjectsOf(serverApp)).toEqual([]);
+  await finishPeer(peer, session, serverApp);
 });
 
 afterEach(() => {

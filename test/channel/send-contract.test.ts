@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientSession, Universe, hasCode, type Channel, type Session } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { QUEUED_MESSAGE_COST } from '../../src/channel/channel.js';
-import { Child } from '../helpers/child.js';
-import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import type { Child } from '../helpers/child.js';
+import { finishPeer, withPeer } from '../helpers/peer.js';
+import { testUniverse } from '../helpers/universe.js';
 
 const HIGH_WATER = 16 * 1024;
 const QUEUE_LIMIT = 64 * 1024;
@@ -21,20 +22,13 @@ let session: Session;
 let serverApp: string;
 
 beforeAll(async () => {
-  const t = testUniverse();
-  serverApp = t.serverApp;
-  peer = new Child('habits-peer.ts', [JSON.stringify({ definition: t.definition, serverApp })]);
-  await peer.waitFor('listening');
-  session = await ClientSession.connect({
-    universe: new Universe(t.definition), clientApp: t.clientApp, serverApp,
+  ({ peer, session, serverApp } = await withPeer({}, 'habits-peer.ts', {
     channels: { sendHighWaterMark: HIGH_WATER, sendQueueLimit: QUEUE_LIMIT },
-  });
+  }));
 });
 
 afterAll(async () => {
-  await session?.close();
-  await peer?.stop();
-  expect(await shmObjectsOf(serverApp)).toEqual([]);
+  await finishPeer(peer, session, serverApp);
 });
 
 const numbered = (seq: number, size = 64): Buffer => {

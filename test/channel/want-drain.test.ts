@@ -5,23 +5,14 @@
  * never forgotten.
  */
 import { describe, expect, it } from 'vitest';
-import type { Block } from '../../src/arena/index.js';
-import { formatRingPair, ringPairBytes, ShmTransport } from '../../src/channel/shm-transport.js';
+import { ringPair } from '../helpers/ring-pair.js';
 
 const CAPACITY = 4096;
 const W_WANT_DRAIN = 4;
 
-function block(buffer: SharedArrayBuffer): Block {
-  return { buffer, offset: 0, length: buffer.byteLength, held: true, release() {} } as unknown as Block;
-}
-
 function pair() {
-  const buffer = new SharedArrayBuffer(ringPairBytes(CAPACITY));
-  formatRingPair(block(buffer), CAPACITY);
-  let wakes = 0;
-  const writer = new ShmTransport(block(buffer), true, { wakePeer() {}, ringPeer() {} });
-  const reader = new ShmTransport(block(buffer), false, { wakePeer() {}, ringPeer: () => void wakes++ });
-  return { words: new Int32Array(buffer, 0, 16), writer, reader, wakes: () => wakes };
+  const { words, writer, reader, wakes } = ringPair(CAPACITY);
+  return { words, writer, reader, wakes: () => wakes.readerRings };
 }
 
 const small = new Uint8Array(52); // a 64-byte record

@@ -1,22 +1,29 @@
 /**
- * A channel-peer process (a shmx server, test/fixtures/channel-peer.ts) and a session to it from the test
- * process. Register {@link stopPeers} in afterEach.
+ * A peer process (a shmx server from test/fixtures/, channel-peer.ts unless told) and a session to it from the
+ * test process. Register {@link stopPeers} in afterEach, or end a long-lived one with {@link finishPeer}.
  */
 import { expect } from 'vitest';
-import { ClientSession, Universe, type Session } from '../../src/index.js';
+import { ClientSession, Universe, type ConnectOptions, type Session } from '../../src/index.js';
 import { Child } from './child.js';
 import { shmObjectsOf, testUniverse } from './universe.js';
 
 const children: Child[] = [];
 const sessions: Session[] = [];
 
-/** Starts a peer (options go to the fixture) and opens a session to it. */
-export async function withPeer(extra: Record<string, unknown> = {}): Promise<{ peer: Child; session: Session; serverApp: string }> {
+/** What the session to the peer is opened with, on top of its universe and apps. */
+type SessionOptions = Omit<ConnectOptions, 'universe' | 'clientApp' | 'serverApp'>;
+
+/** Starts a peer (`extra` goes to the fixture) and opens a session to it. */
+export async function withPeer(
+  extra: Record<string, unknown> = {},
+  fixture = 'channel-peer.ts',
+  sessionOptions: SessionOptions = {},
+): Promise<{ peer: Child; session: Session; serverApp: string }> {
   const t = testUniverse();
-  const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
+  const peer = new Child(fixture, [JSON.stringify({ definition: t.definition, serverApp: t.serverApp, ...extra })]);
   children.push(peer);
   await peer.waitFor('listening');
-  const session = await ClientSession.connect({ universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
+  const session = await ClientSession.connect({ ...sessionOptions, universe: new Universe(t.definition), clientApp: t.clientApp, serverApp: t.serverApp });
   sessions.push(session);
   return { peer, session, serverApp: t.serverApp };
 }
