@@ -229,7 +229,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     return this.enqueue(0, 0, data, options, 'send');
   }
 
-  /** Bytes waiting in the send queue (each message counts its byte length plus {@link QUEUED_MESSAGE_COST}). */
+  /** Bytes waiting in the send queue (each message counts its byte length plus 64 bytes for its bookkeeping). */
   get writableLength(): number {
     return this.queuedBytes;
   }
