@@ -42,11 +42,11 @@ describe('futex doorbells', () => {
     const { buffer, words } = segment('sync');
     const start = performance.now();
     expect(native.futexWait(buffer, 4, 0, 60)).toBe('timed-out');
+    // A lower bound only: a timed wait never ends early, however loaded the machine (no upper bounds here).
     expect(performance.now() - start).toBeGreaterThanOrEqual(55);
     Atomics.store(words, 1, 7);
-    const t = performance.now();
+    // 'not-equal' is only ever returned without sleeping (a sleeping wait ends as 'ok' or 'timed-out').
     expect(native.futexWait(buffer, 4, 0, 5000)).toBe('not-equal');
-    expect(performance.now() - t).toBeLessThan(1000);
     expect(native.futexWait(buffer, 4, 7, 0)).toBe('timed-out'); // zero timeout: checks and returns
   });
 
