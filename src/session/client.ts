@@ -32,13 +32,14 @@ import { createWakeup, sessionParts } from './session-parts.js';
 import { acquireAppArena, releaseAppArena } from './shared-arena.js';
 import { permissionMode, type Universe } from './universe.js';
 
-/** Options of {@link ClientSession.connect}. */
-export interface ConnectOptions {
-  universe: Universe;
+/** Options of {@link ClientSession.connect}. With a universe made from a literal, the app names are checked
+ *  against it by the compiler (see {@link Universe}). */
+export interface ConnectOptions<A extends string = string, S extends string = string> {
+  universe: Universe<A, S>;
   /** The app this process runs as. */
-  clientApp: string;
+  clientApp: NoInfer<A | S>;
   /** The server app to open a session with. */
-  serverApp: string;
+  serverApp: NoInfer<S>;
   /** Handshake deadline; past it the connect rejects with TimeoutError. Default 5000 ms. */
   timeoutMs?: number;
   /** Aborting rejects the connect with AbortError. */
@@ -84,7 +85,7 @@ export class ClientSession {
    * went away during the handshake (even right after WELCOME), with TimeoutError past `timeoutMs` and with
    * AbortError when `signal` aborts.
    */
-  static connect(options: ConnectOptions): Promise<Session> {
+  static connect<A extends string = string, S extends string = string>(options: ConnectOptions<A, S>): Promise<Session> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     // reconnect.ts: `retry` runs this very connect (without `retry`) until it succeeds or a bound is reached.
     if (options.retry !== undefined) {

@@ -1,5 +1,5 @@
 export { Universe, permissionMode } from './universe.js';
-export type { AppDefinition, ServerAppDefinition, PermissionLevel } from './universe.js';
+export type { AppDefinition, ServerAppDefinition, PermissionLevel, UniverseDefinition } from './universe.js';
 export { SessionServer } from './server.js';
 export type { SessionServerOptions, SessionServerMetrics, ArenaSizing, ServerEvents } from './server.js';
 export type { Refusal } from './protocol.js';

@@ -41,10 +41,11 @@ export interface ArenaSizing {
 }
 
 /** Options of {@link SessionServer}. `control` (the control socket) and `metrics` are on by default. */
-export interface SessionServerOptions extends OperationsOptions {
-  universe: Universe;
-  /** The server app this process runs as (must be a server in the universe). */
-  serverApp: string;
+export interface SessionServerOptions<A extends string = string, S extends string = string> extends OperationsOptions {
+  universe: Universe<A, S>;
+  /** The server app this process runs as (must be a server in the universe; checked by the compiler when the
+   *  universe was made from a literal). */
+  serverApp: NoInfer<S>;
   /** Sessions open at once; a connect over it is refused at once with ESESSIONLIMIT. Handshakes in progress do
    *  not count (they have limits of their own, below). Default 128. */
   maxSessions?: number;
@@ -195,7 +196,7 @@ export class SessionServer extends EventEmitter<ServerEvents> {
    * app's instance lock there (ESERVERRUNNING if another live server holds it), sweeps the app's stale objects,
    * and listens. Everything done is undone if a step fails.
    */
-  static async start(options: SessionServerOptions): Promise<SessionServer> {
+  static async start<A extends string = string, S extends string = string>(options: SessionServerOptions<A, S>): Promise<SessionServer> {
     const signal = (options as SessionServerOptions | null)?.signal;
     checkAbortOptions({ signal });
     if (signal?.aborted) throw abortError('SessionServer.start', signal);

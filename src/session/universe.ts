@@ -6,10 +6,10 @@ import { isAbsolute, join } from 'node:path';
 import { checkAppName } from '../cleanup/names.js';
 import { defaultRunDirectory } from './run-directory.js';
 
-/** An app: a program that takes part in sessions. */
-export interface AppDefinition {
+/** An app: a program that takes part in sessions. `Name` is its name's literal type where it is known. */
+export interface AppDefinition<Name extends string = string> {
   /** Unique app name (`[a-z0-9][a-z0-9_-]{0,31}`). */
-  name: string;
+  name: Name;
   /** When set, the server checks the peer process runs this executable (readlink /proc/<pid>/exe). */
   executablePath?: string;
   /** When set, the peer must run as this user id (SO_PEERCRED). */
@@ -21,10 +21,10 @@ export interface AppDefinition {
 /** Who may connect to a server: its socket and segments get mode 0600, 0660 or 0666. */
 export type PermissionLevel = 'user' | 'group' | 'unrestricted';
 
-/** An app that accepts sessions. */
-export interface ServerAppDefinition extends AppDefinition {
+/** An app that accepts sessions. `Client` is the type of the names it may accept. */
+export interface ServerAppDefinition<Name extends string = string, Client extends string = string> extends AppDefinition<Name> {
   /** Names of the client apps it accepts. */
-  acceptedClients: string[];
+  acceptedClients: Client[];
   /** Default `user`. */
   permissions?: PermissionLevel;
   /** Where its socket and instance lock live. Default: per user — `$XDG_RUNTIME_DIR/shmx` when usable (and the
@@ -39,13 +39,34 @@ export function permissionMode(level: PermissionLevel): number {
   return level === 'user' ? 0o600 : level === 'group' ? 0o660 : 0o666;
 }
 
-/** A validated, immutable set of app definitions. */
-export class Universe {
+/**
+ * What a {@link Universe} is made from. Written as a literal (or `as const`), its app names become types: `A`
+ * the plain apps, `S` the servers.
+ */
+export interface UniverseDefinition<A extends string = string, S extends string = string> {
+  apps: readonly AppDefinition<A>[];
+  servers: readonly ServerAppDefinition<S, NoInfer<A | S>>[];
+}
+
+/**
+ * A validated, immutable set of app definitions.
+ *
+ * Made from a literal definition, a universe knows its app names as types, and `ClientSession.connect` and
+ * `SessionServer.start` accept only those: a misspelt `serverApp` is a compile error there, not an ENOSERVER at
+ * run time. A definition read at run time (JSON) gives `Universe<string, string>`: any name type-checks, and the
+ * constructor and the calls check names as before.
+ *
+ * @typeParam A names of the apps that only connect
+ * @typeParam S names of the server apps
+ */
+export class Universe<A extends string = string, S extends string = string> {
+  /** @internal Carries the app names' types (never set; see the class comment). */
+  declare readonly names?: { apps: A; servers: S };
   private readonly apps = new Map<string, AppDefinition>();
   private readonly servers = new Map<string, Required<Omit<ServerAppDefinition, keyof AppDefinition>> &
     ServerAppDefinition>();
 
-  constructor(definition: { apps: AppDefinition[]; servers: ServerAppDefinition[] }) {
+  constructor(definition: UniverseDefinition<A, S>) {
     if (typeof definition !== 'object' || definition === null) throw new TypeError('universe must be an object');
     for (const app of [...(definition.apps ?? []), ...(definition.servers ?? [])]) {
       checkAppName(app.name);

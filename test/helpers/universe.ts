@@ -4,7 +4,7 @@
  * everything the sessions of these apps create.
  */
 import { mkdirSync } from 'node:fs';
-import type { AppDefinition, ServerAppDefinition } from '../../src/index.js';
+import type { AppDefinition, ServerAppDefinition, UniverseDefinition } from '../../src/index.js';
 import { runTag, uniqueTag } from './names.js';
 
 /** This run's run directories live under here; the leak gate removes it at the end of the run. */
@@ -15,11 +15,6 @@ export function testRunDirectory(tag: string = uniqueTag()): string {
   const dir = `${runDirectoryRoot}/${tag}`;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   return dir;
-}
-
-export interface UniverseDefinition {
-  apps: AppDefinition[];
-  servers: ServerAppDefinition[];
 }
 
 /** A universe with one server app and one accepted client app (plus extras), all uniquely named. */
