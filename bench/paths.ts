@@ -785,6 +785,7 @@ const answerOf = (o: unknown): Answer => {
 async function serveShmxCodec(config: ShmxConfig): Promise<Served> {
   const server = await SessionServer.start({ universe: new Universe(config.definition), serverApp: config.serverApp });
   server.on('session', (session: Session) => session.on('channel', (channel: Channel) => {
+    if ((channel.metadata as { spin?: boolean } | undefined)?.spin === true) channel.setSpin(true); // both sides spin
     const t = typed(channel, msgpackCodec());
     t.on('message', (m) => {
       if (!m.reply(m.value)) void m.replyAsync(m.value).catch(() => {});
@@ -793,28 +794,30 @@ async function serveShmxCodec(config: ShmxConfig): Promise<Served> {
   return { close: () => server.close() };
 }
 
-const codecShmxPath: Path = {
-  id: 'codec-shmx',
-  label: 'object of 20 fields: shmx typed channel, msgpack codec (shm, default settings)',
-  group: 'shmx',
-  maxSize: 64,
-  serve: (config: ShmxConfig) => serveShmxCodec(config),
-  async connect(start) {
-    const apps = newApps();
-    const peer = await start({ ...apps } satisfies ShmxConfig);
-    const session = await ClientSession.connect({ universe: new Universe(apps.definition), clientApp: apps.clientApp, serverApp: apps.serverApp });
-    const channel: TypedChannel = await session.openChannel({ codec: msgpackCodec() });
-    return {
-      peer,
-      roundTrip: (payload) => channel.request(orderFor(payload)).then((m) => answerOf(m.value)),
-      async close() {
-        channel.close();
-        await session.close();
-        await peer.stop();
-      },
-    };
-  },
-};
+function codecShmxPath(spin: boolean): Path {
+  return {
+    id: spin ? 'codec-shmx-spin' : 'codec-shmx',
+    label: `object of 20 fields: shmx typed channel, msgpack codec (shm, ${spin ? 'spin mode, both sides' : 'default settings'})`,
+    group: 'shmx',
+    maxSize: 64,
+    serve: (config: ShmxConfig) => serveShmxCodec(config),
+    async connect(start) {
+      const apps = newApps();
+      const peer = await start({ ...apps } satisfies ShmxConfig);
+      const session = await ClientSession.connect({ universe: new Universe(apps.definition), clientApp: apps.clientApp, serverApp: apps.serverApp });
+      const channel: TypedChannel = await session.openChannel({ codec: msgpackCodec(), spin, metadata: { spin } });
+      return {
+        peer,
+        roundTrip: (payload) => channel.request(orderFor(payload)).then((m) => answerOf(m.value)),
+        async close() {
+          channel.close();
+          await session.close();
+          await peer.stop();
+        },
+      };
+    },
+  };
+}
 
 /** A length-prefixed stream of encoded objects over a Unix socket: `encode`/`decode` are JSON's or msgpackr's. */
 interface StreamCodec {
@@ -920,7 +923,8 @@ export const PATHS: Path[] = [
   mqFloor,
   readFloor,
   // ── extras: codec rows ──
-  codecShmxPath,
+  codecShmxPath(false),
+  codecShmxPath(true),
   codecNetPath('json'),
   codecNetPath('msgpack'),
   // ── end extras ──

@@ -67,6 +67,16 @@ function targetsTable(r: Results): string {
   if (h.largest !== undefined && h.handleFlat !== undefined) {
     rows.push([`block by handle, ${sizeLabel(h.largest)} vs 64 B`, '≤ ×1.2', `${us(h.cell('shm-handle-t', h.largest)?.median)} vs ${us(h.cell('shm-handle-t', 64)?.median)}: ${ratio(h.handleFlat)}`, verdict(h.handleFlat <= 1.2)]);
   }
+  const codec = h.cell('codec-shmx', 64)?.median;
+  const json = h.cell('codec-net-json', 64)?.median;
+  const packr = h.cell('codec-net-msgpack', 64)?.median;
+  if (codec !== undefined && json !== undefined && packr !== undefined) {
+    const spinCodec = h.cell('codec-shmx-spin', 64)?.median;
+    const vs = (x: number) => `×${fmt(x / json, 2)} JSON, ×${fmt(x / packr, 2)} msgpackr`;
+    rows.push(['object of 20 fields, typed channel (msgpack) round trip', '< `net` + JSON and `net` + msgpackr',
+      `default ${us(codec)} (${vs(codec)})${spinCodec === undefined ? '' : `; spin mode ${us(spinCodec)} (${vs(spinCodec)})`}; net: JSON ${us(json)}, msgpackr ${us(packr)}`,
+      verdict(codec < json && codec < packr)]);
+  }
   if (h.copyWorst !== undefined && Number.isFinite(h.copyWorst)) {
     rows.push(['copied payload, receiver reads every byte', '≤ ×1 `net` at every size', `worst size ${ratio(h.copyWorst)}`, verdict(h.copyWorst <= 1)]);
   }
