@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, ClientSession, SessionServer, TimeoutError, Universe, type Channel, type Session } from '../../src/index.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 let peer: Child;
 let session: Session;
@@ -43,7 +44,7 @@ const isTimeout = (err: unknown) => err instanceof TimeoutError && (err as Timeo
 
 /** A channel whose peer reads nothing for a while: its transport fills. */
 async function backedUp(): Promise<{ channel: Channel; sent: number }> {
-  const channel = await session.openChannel({ transport: 'mq', metadata: { mode: 'verify', startAfterMs: 1500 } });
+  const channel = await session.openChannel({ transport: 'mq', metadata: { mode: 'verify', startAfterMs: 1500 }, mq: SMALL_MQ });
   let sent = 0;
   while (channel.trySend(numbered(sent))) sent++;
   return { channel, sent };

@@ -10,6 +10,7 @@ import type { Channel, Message } from '../../src/index.js';
 import type { TransportKind } from '../../src/channel/index.js';
 import { PROBE_EVERY } from '../../src/channel/spin-policy.js';
 import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 
@@ -44,7 +45,7 @@ function numbered(i: number, size: number): Buffer {
 describe.each(TRANSPORTS)('sendMany and reserve/commit over %s', (transport) => {
   it('sendMany sends in order, reports how many fit, and the rest follows after drain', async () => {
     const { peer, session, serverApp } = await withPeer();
-    const channel = await session.openChannel({ transport, ringCapacity: 4096, metadata: { mode: 'echo' } });
+    const channel = await session.openChannel({ transport, ringCapacity: 4096, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     const echoes = collect(channel);
     const all = Array.from({ length: 400 }, (_, i) => numbered(i, 4 + (i % 90)));
     let sent = 0;
@@ -68,7 +69,7 @@ describe.each(TRANSPORTS)('sendMany and reserve/commit over %s', (transport) => 
 
   it('reserve/commit sends what was written into the view; one reservation at a time', async () => {
     const { peer, session, serverApp } = await withPeer();
-    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' } });
+    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     const echoes = collect(channel);
     expect(() => channel.reserve(channel.maxReserve + 1)).toThrow(RangeError);
     expect(() => channel.reserve(-1)).toThrow(RangeError);
@@ -133,7 +134,7 @@ describe('an idle receiver\'s spin', () => {
   it('never happens without a shm channel (mq and socket messages cannot be caught by polling memory)', async () => {
     const { peer, session, serverApp } = await withPeer();
     const counters = await counterProbe(session);
-    const mq = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' } });
+    const mq = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' }, mq: SMALL_MQ });
     for (let i = 0; i < 50; i++) await mq.request(Buffer.from([i]), { timeout: 20_000 });
     const c = await counters();
     expect(c.parks).toBeGreaterThan(0);

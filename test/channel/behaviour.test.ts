@@ -3,6 +3,7 @@ import { AbortError, ClientSession, TimeoutError, Universe, type Session } from 
 import type { Channel, TransportKind } from '../../src/channel/index.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 
@@ -29,7 +30,7 @@ describe.each(TRANSPORTS)('channel behaviour over %s', (transport) => {
   });
 
   const open = (metadata: object = { mode: 'echo' }, extra: object = {}) =>
-    session.openChannel({ transport, metadata, ...extra });
+    session.openChannel({ transport, metadata, mq: SMALL_MQ, ...extra });
 
   it('keeps order under load: no loss, no duplication', async () => {
     const channel = await open();
@@ -141,7 +142,7 @@ describe.each(TRANSPORTS)('channel behaviour over %s', (transport) => {
     const count = transport === 'mq' ? 100 : 300;
     const channels: Channel[] = await Promise.all(
       Array.from({ length: count }, () =>
-        open({ mode: 'echo' }, { ringCapacity: 4096, mq: { maxMessages: 4, messageSize: 256 } })),
+        open({ mode: 'echo' }, { ringCapacity: 4096, mq: { maxMessages: 2, messageSize: 128 } })),
     );
     const replies = await Promise.all(channels.map((c, i) => c.request(Buffer.from(String(i)), { timeout: 10_000 })));
     expect(replies.map((r) => Buffer.from(r.bytes).toString())).toEqual(channels.map((_, i) => String(i)));

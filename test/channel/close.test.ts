@@ -8,6 +8,7 @@ import type { TransportKind } from '../../src/channel/index.js';
 import { Child } from '../helpers/child.js';
 import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
 import { testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +28,7 @@ describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
     const { peer, session, serverApp } = await withPeer();
     let hosed: unknown;
     session.on('hosed', (err) => (hosed = err));
-    const channel = await session.openChannel({ transport, metadata: { mode: 'burst', count: 50 } });
+    const channel = await session.openChannel({ transport, metadata: { mode: 'burst', count: 50 }, mq: SMALL_MQ });
     let delivered = 0;
     const closed = new Promise<string>((resolve) => channel.once('close', resolve));
     channel.on('message', (m) => {
@@ -42,7 +43,7 @@ describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
     expect(delivered).toBe(1);
     expect(hosed).toBeUndefined();
     expect(session.state).toBe('open');
-    const echo = await session.openChannel({ transport, metadata: { mode: 'echo' } });
+    const echo = await session.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     const reply = await echo.request(Buffer.from('still fine'), { timeout: 5000 });
     expect(Buffer.from(reply.bytes).toString()).toBe('still fine');
     await finishPeer(peer, session, serverApp);
@@ -53,7 +54,7 @@ describe.each(TRANSPORTS)('closing channels over %s', (transport) => {
     [' (host with hasChannelListener)', { listenerCheck: true }],
   ])('an accepting app that closes the channel in its handler closes it for the opener too%s', async (_, extra) => {
     const { peer, session, serverApp } = await withPeer(extra);
-    const channel = await session.openChannel({ transport, metadata: { mode: 'close-at-once' } });
+    const channel = await session.openChannel({ transport, metadata: { mode: 'close-at-once' }, mq: SMALL_MQ });
     let reason: string | undefined;
     if (channel.state === 'open') channel.once('close', (r) => (reason = r));
     else reason = 'peer-closed';
@@ -92,7 +93,7 @@ describe.each(TRANSPORTS)('blocks sent by handle and never read, over %s', (tran
       const appArena = session.appArena; // the server's: it stays usable after the session ends
       const before = appArena.stats();
 
-      const channel = await session.openChannel({ transport });
+      const channel = await session.openChannel({ transport, mq: SMALL_MQ });
       await client.waitFor('sink-channel');
       const count = 8; // fits an mq channel's 10-message queue
       for (let i = 0; i < count; i++) {

@@ -4,6 +4,7 @@ import type { TransportKind } from '../../src/channel/index.js';
 import { native } from '../../src/native.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const children: Child[] = [];
 const servers: SessionServer[] = [];
@@ -71,8 +72,8 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('channel failures over %s'
     const victim: Session = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const bystander: Session = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const hosed = new Promise<{ code: string; reason: string }>((resolve) => victim.once('hosed', resolve));
-    const bad = await victim.openChannel({ transport, metadata: { mode: 'corrupt' } });
-    const healthy = await bystander.openChannel({ transport, metadata: { mode: 'echo' } });
+    const bad = await victim.openChannel({ transport, metadata: { mode: 'corrupt' }, mq: SMALL_MQ });
+    const healthy = await bystander.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     bad.on('message', (m) => m.release());
     const badClosed = new Promise<string>((resolve) => bad.once('close', resolve));
     bad.send(Buffer.from('go'));

@@ -10,6 +10,7 @@ import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-tra
 import type { NativeDoorbell } from '../../src/native.js';
 import type { Child } from '../helpers/child.js';
 import { finishPeer, withPeer } from '../helpers/peer.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,7 +71,7 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('flow control over %s', (t
 
 describe('wake-ups', () => {
   it.each<TransportKind>(['mq', 'socket'])('a send over %s never rings the peer\'s doorbell', async (transport) => {
-    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' } });
+    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     await channel.request(Buffer.from('warm up'), { timeout: 5000 });
     await sleep(100); // both sides idle: parked
     const rings = bell().counters.rings;

@@ -9,6 +9,7 @@ import { ClientSession, SessionServer, TimeoutError, Universe, type Session } fr
 import type { TransportKind } from '../../src/channel/index.js';
 import { finishPeer, stopPeers, withPeer } from '../helpers/peer.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const TRANSPORTS: TransportKind[] = ['shm', 'mq', 'socket'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,7 +38,7 @@ describe.each(TRANSPORTS)('opening channels over %s', (transport) => {
     stall.writeUInt32LE(600, 0);
     control.send(stall); // the peer's event loop stops for 600 ms
     await sleep(100);
-    const err = await session.openChannel({ transport, metadata: { mode: 'sink' }, timeoutMs: 150 }).catch((e) => e);
+    const err = await session.openChannel({ transport, metadata: { mode: 'sink' }, timeoutMs: 150, mq: SMALL_MQ }).catch((e) => e);
     expect(err).toBeInstanceOf(TimeoutError);
     expect(err.code).toBe('ETIMEDOUT');
     // The peer wakes, accepts — and is told to close the channel nobody waits for any more.
@@ -66,7 +67,7 @@ describe.each(TRANSPORTS)('refused opens over %s', (transport) => {
       sessions.push(session);
       await sleep(100); // both sides' channel layers are up (each has its control block)
       const before = session.sessionArena.stats().liveBlocks;
-      const err = await session.openChannel({ transport }).catch((e) => e);
+      const err = await session.openChannel({ transport, mq: SMALL_MQ }).catch((e) => e);
       expect(err.code).toBe('EREFUSED');
       expect(err.message).toContain('no passive-open handler');
       // the refused channel's ring is freed by both sides
@@ -138,7 +139,7 @@ describe('an accepter short of resources', () => {
     const { peer, session, serverApp } = await withPeer();
     let hosed: unknown;
     session.on('hosed', (err) => (hosed = err));
-    const echo = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' } });
+    const echo = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' }, mq: SMALL_MQ });
     // No descriptor left in the peer: its next open fails with EMFILE.
     const fds = readdirSync(`/proc/${peer.pid}/fd`).map(Number).sort((a, b) => a - b);
     let lowestFree = 0;
@@ -148,7 +149,7 @@ describe('an accepter short of resources', () => {
     execFileSync('prlimit', ['--pid', String(peer.pid), `--nofile=${lowestFree}:${hard}`]);
     let err: Error & { code?: string; cause?: { code?: string } };
     try {
-      err = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' } }).catch((e) => e);
+      err = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' }, mq: SMALL_MQ }).catch((e) => e);
     } finally {
       execFileSync('prlimit', ['--pid', String(peer.pid), `--nofile=${original}:${hard}`]);
     }
@@ -159,7 +160,7 @@ describe('an accepter short of resources', () => {
     expect(session.state).toBe('open');
     const reply = await echo.request(Buffer.from('still here'), { timeout: 5000 });
     expect(Buffer.from(reply.bytes).toString()).toBe('still here');
-    const again = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' } });
+    const again = await session.openChannel({ transport: 'mq', metadata: { mode: 'echo' }, mq: SMALL_MQ });
     expect(Buffer.from((await again.request(Buffer.from('ok'), { timeout: 5000 })).bytes).toString()).toBe('ok');
     await finishPeer(peer, session, serverApp);
   });

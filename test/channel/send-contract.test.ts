@@ -13,6 +13,7 @@ import { QUEUED_MESSAGE_COST } from '../../src/channel/channel.js';
 import type { Child } from '../helpers/child.js';
 import { finishPeer, withPeer } from '../helpers/peer.js';
 import { testUniverse } from '../helpers/universe.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const HIGH_WATER = 16 * 1024;
 const QUEUE_LIMIT = 64 * 1024;
@@ -42,7 +43,7 @@ const peerCount = async (channel: Channel): Promise<{ received: number; misorder
   JSON.parse(Buffer.from((await channel.request(Buffer.alloc(4), { timeoutMs: 60_000 })).bytes).toString());
 
 const open = (transport: TransportKind, mode: string): Promise<Channel> =>
-  session.openChannel({ transport, metadata: { mode }, ...(transport === 'shm' ? { ringCapacity: 4096 } : {}) });
+  session.openChannel({ transport, metadata: { mode }, mq: SMALL_MQ, ...(transport === 'shm' ? { ringCapacity: 4096 } : {}) });
 
 describe.each<TransportKind>(['shm', 'mq', 'socket'])('send over %s', (transport) => {
   it('a socket-style producer loop delivers all of 100 000 messages in order, the queue bounded by the mark', async () => {
