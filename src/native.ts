@@ -173,6 +173,8 @@ export interface NativeBinding {
   peerCredentials(fd: number): PeerCredentials;
   /** readlink(/proc/<pid>/exe); null when the process does not exist. */
   executablePath(pid: number): string | null;
+  /** CPU time the calling thread has used, in µs (CLOCK_THREAD_CPUTIME_ID): one Worker's own share. */
+  threadCpuMicros(): number;
   /** Opens (creating 0600, never through a symlink) and flock()s `path` exclusively without blocking; returns
    *  the descriptor holding the lock until it is closed. EWOULDBLOCK while another holder has it. */
   lockFile(path: string): number;

@@ -109,7 +109,7 @@ export function controlHandler(target: ControlTarget, metrics: ServerMetrics | u
         limits: info.limits,
         quotas: info.quotas ?? null,
         counters: { ...target.metrics, pendingHandshakes: info.pendingHandshakes },
-        control: c === undefined ? null : { connections: c.connectionCount, ...c.limits, cutOffs: c.cutOffs, timeouts: c.timeouts, throttles: c.throttles },
+        control: c === undefined ? null : { connections: c.stat('connections'), ...c.limits, cutOffs: c.stat('cutOffs'), timeouts: c.stat('timeouts'), throttles: c.stat('throttles') },
       };
     },
     sessions: () => target.openSessions.map(sessionSummary),

@@ -134,13 +134,13 @@ export class ServerMetrics {
 
     const metrics = this;
     new Gauge({ name: 'shmx_control_connections', help: 'Control socket connections open now.', labelNames: ['server_app'], registers,
-      collect() { this.set(app, metrics.control?.connectionCount ?? 0); } });
+      collect() { this.set(app, metrics.control?.stat('connections') ?? 0); } });
     new Counter({ name: 'shmx_control_responses_total', help: 'Control socket responses, by outcome.', labelNames: ['server_app', 'outcome'], registers,
       collect() {
         this.reset();
         const c = metrics.control;
-        this.inc({ ...app, outcome: 'ok' }, c === undefined ? 0 : c.responses - c.errorResponses);
-        this.inc({ ...app, outcome: 'error' }, c?.errorResponses ?? 0);
+        this.inc({ ...app, outcome: 'ok' }, c === undefined ? 0 : c.stat('responses') - c.stat('errorResponses'));
+        this.inc({ ...app, outcome: 'error' }, c?.stat('errorResponses') ?? 0);
       } });
 
     this.subscribe(DIAGNOSTICS_CHANNELS.sessionOpen, (m: DiagnosticsSessionOpen) => {

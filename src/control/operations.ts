@@ -5,7 +5,8 @@
  */
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.js';
-import { ControlServer, resolveControlLimits, type ControlSocketOptions } from './control-server.js';
+import { resolveControlLimits, type ControlSocketOptions } from './control-limits.js';
+import { ControlServer } from './control-server.js';
 import { controlHandler } from './handler.js';
 import { ServerMetrics } from './metrics.js';
 import { controlSocketPath } from './protocol.js';

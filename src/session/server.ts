@@ -222,6 +222,10 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     if (report.removed.length > 0) {
       this.logger.info({ removed: report.removed.map((r) => r.name) }, 'removed a crashed predecessor\'s objects');
     }
+    // Operations first: starting the control thread takes a while, and a session must not be accepted before
+    // start() resolved (the caller attaches its 'session' handlers then) — listening is the last wait.
+    this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
+    if (this.operations.controlSocketPath !== undefined) this.forgetAtExit.push(removeFileAtExit(this.operations.controlSocketPath));
     rmSync(this.socketPath, { force: true }); // left by a crashed predecessor: we hold the lock, it is stale
     const listener = createServer((socket) => this.onConnection(socket));
     this.listener = listener;
@@ -234,8 +238,6 @@ export class SessionServer extends EventEmitter<ServerEvents> {
     });
     listener.on('error', (err) => this.logger.error({ err }, 'listening socket error'));
     chmodSync(this.socketPath, permissionMode(def.permissions));
-    this.operations = await startOperations(this, { ...this.options, runDirectory: def.runDirectory, mode: permissionMode(def.permissions) }, this.logger);
-    if (this.operations.controlSocketPath !== undefined) this.forgetAtExit.push(removeFileAtExit(this.operations.controlSocketPath));
     sweepPeriodically(this.serverApp, this.logger, this.options.sweepIntervalMs);
     this.quota.start(() => this.liveSessions); // quotas.ts: periodic check of the sessions' segments
     this.logger.info({ socket: this.socketPath }, 'session server listening');

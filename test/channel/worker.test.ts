@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientSession, Universe, type Session } from '../../src/index.js';
 import { Child } from '../helpers/child.js';
 import { shmObjectsOf, testUniverse } from '../helpers/universe.js';
-import { tsWorker } from '../fixtures/native-ts-worker.js';
+import { moduleWorker } from '../../src/module-worker.js';
 
 describe('channels in worker_threads', () => {
   let peer: Child;
@@ -25,7 +25,7 @@ describe('channels in worker_threads', () => {
   it('a Worker sends and receives a block by handle through the bridge: the same memory, no copy', async () => {
     const channel = await session.openChannel({ metadata: { mode: 'echo' } });
     const port = session.channelToWorker(channel);
-    const worker = tsWorker(new URL('../fixtures/channel-worker.ts', import.meta.url), {
+    const worker = moduleWorker(new URL('../fixtures/channel-worker.ts', import.meta.url), {
       workerData: { port }, transferList: [port],
     });
     const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -44,7 +44,7 @@ describe('channels in worker_threads', () => {
   it('WorkerChannel calls take signal (AbortError) and timeoutMs (TimeoutError) while they wait for room', async () => {
     const channel = await session.openChannel({ metadata: { mode: 'sink' }, ringCapacity: 4096 });
     const port = session.channelToWorker(channel);
-    const worker = tsWorker(new URL('../fixtures/channel-worker-abort.ts', import.meta.url), {
+    const worker = moduleWorker(new URL('../fixtures/channel-worker-abort.ts', import.meta.url), {
       workerData: { port }, transferList: [port],
     });
     const result = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -64,7 +64,7 @@ describe('channels in worker_threads', () => {
     const channel = await session.openChannel({ metadata: { mode: 'flood' }, messageViews, ringCapacity: 4096 });
     const port = session.channelToWorker(channel);
     const total = 20000;
-    const worker = tsWorker(new URL('../fixtures/channel-worker-flood.ts', import.meta.url), {
+    const worker = moduleWorker(new URL('../fixtures/channel-worker-flood.ts', import.meta.url), {
       workerData: { port, total }, transferList: [port],
     });
     const result = await new Promise<{ waitingWhileIdle: number; count: number; inOrder: boolean }>((resolve, reject) => {
@@ -80,7 +80,7 @@ describe('channels in worker_threads', () => {
   it('closes the channel when the Worker goes away without closing it', async () => {
     const channel = await session.openChannel({ metadata: { mode: 'echo' } });
     const port = session.channelToWorker(channel);
-    const worker = tsWorker(new URL('../fixtures/channel-worker-idle.ts', import.meta.url), {
+    const worker = moduleWorker(new URL('../fixtures/channel-worker-idle.ts', import.meta.url), {
       workerData: { port }, transferList: [port],
     });
     await new Promise((resolve) => worker.once('message', resolve));

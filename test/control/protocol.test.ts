@@ -96,6 +96,7 @@ describe('control socket protocol', () => {
     }
     await idle.closed;
     expect(idle.lines).toEqual([{ id: null, error: { code: 'ETIMEDOUT', message: expect.any(String) } }]);
+    expect(busy.lines.filter((l: any) => l.id === null)).toEqual([]);
     expect(busy.isClosed).toBe(false);
     busy.close();
   }, 30_000);

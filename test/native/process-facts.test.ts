@@ -1,6 +1,6 @@
 /**
  * Process facts: liveness (kill 0, with EPERM meaning alive), start times that tell processes apart,
- * the executable of a pid, and SO_PEERCRED across two processes.
+ * the executable of a pid, SO_PEERCRED across two processes, and one thread's own CPU time.
  */
 import { describe, expect, it } from 'vitest';
 import { chmodSync, closeSync, mkdtempSync, openSync, realpathSync, rmSync } from 'node:fs';
@@ -8,11 +8,27 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { once } from 'node:events';
 import { native } from '../../src/native.js';
+import { moduleWorker } from '../../src/module-worker.js';
 import { Child } from '../helpers/child.js';
 import { commandExists, expectClean, isRoot, nobodyChild, nodeChild, thrown } from './helpers.js';
 
 describe('process facts', () => {
+  it('threadCpuMicros: a Worker\'s CPU is its own — the main thread, asleep meanwhile, is not charged for it', async () => {
+    const mainBefore = native.threadCpuMicros();
+    const processBefore = process.cpuUsage();
+    const worker = moduleWorker(new URL('../fixtures/native-worker.ts', import.meta.url), { workerData: { role: 'burn-cpu' } });
+    const [workerSpent] = (await once(worker, 'message')) as [number];
+    await worker.terminate();
+    const mainSpent = native.threadCpuMicros() - mainBefore;
+    const processSpent = process.cpuUsage(processBefore);
+    expect(workerSpent).toBeGreaterThanOrEqual(50_000);
+    // This thread only waited for a message; the process as a whole paid for the Worker's loop.
+    expect(processSpent.user + processSpent.system).toBeGreaterThanOrEqual(workerSpent);
+    expect(mainSpent).toBeLessThan(processSpent.user + processSpent.system - 40_000);
+  });
+
   it('isAlive: true for this process and pid 1, false for a killed and reaped child', async () => {
     expect(native.isAlive(process.pid)).toBe(true);
     expect(native.isAlive(1)).toBe(true);

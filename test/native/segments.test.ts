@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { native } from '../../src/native.js';
 import { Hammer, hammer, pattern, readyAndWait } from '../fixtures/native-shared.js';
-import { tsWorker } from '../fixtures/native-ts-worker.js';
+import { moduleWorker } from '../../src/module-worker.js';
 import { Child } from '../helpers/child.js';
 import { expectClean, nodeChild, root, trackCreated } from './helpers.js';
 
@@ -112,7 +112,7 @@ describe('segments', () => {
     const buffer = native.shmMap(name);
     const words = new Int32Array(buffer);
     words[0] = 1234;
-    const worker = tsWorker(new URL('../fixtures/native-worker.ts', import.meta.url), {
+    const worker = moduleWorker(new URL('../fixtures/native-worker.ts', import.meta.url), {
       workerData: { role: 'share', buffer },
     });
     try {

@@ -1,0 +1,44 @@
+/**
+ * The control socket lives on its own thread: what a control client sends is read, judged and answered with an
+ * error there, even while the server's event loop — the sessions' — is stuck.
+ */
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { SessionServer, Universe } from '../../src/index.js';
+import { Child } from '../helpers/child.js';
+import { testUniverse } from '../helpers/universe.js';
+
+/** A control client as plain Node: sends `input`, prints the first line it gets back, or "nothing" after `waitMs`. */
+const client = `
+const socket = require('node:net').connect(process.argv[1]);
+socket.on('connect', () => socket.write(process.argv[2]));
+let text = '';
+socket.on('data', (d) => { text += d; if (text.includes('\\n')) { process.stdout.write(text.slice(0, text.indexOf('\\n'))); process.exit(0); } });
+setTimeout(() => { process.stdout.write('nothing'); process.exit(0); }, Number(process.argv[3]));
+`;
+
+describe('the control thread', () => {
+  it('answers malformed input while the sessions\' event loop is blocked', async () => {
+    const t = testUniverse();
+    const server = await SessionServer.start({ universe: new Universe(t.definition), serverApp: t.serverApp });
+    try {
+      const path = server.controlSocketPath!;
+      // execFileSync blocks this thread — the server's — until the client exits: only another thread can answer.
+      const run = (input: string, waitMs = 20_000) => execFileSync(process.execPath, ['-e', client, path, input, String(waitMs)], { encoding: 'utf8' });
+      expect(JSON.parse(run('not json\n'))).toMatchObject({ id: null, error: { code: 'EPARSE' } });
+      expect(JSON.parse(run(`${'['.repeat(10_000)}\n`))).toMatchObject({ id: null, error: { code: 'EBADREQUEST' } });
+      expect(JSON.parse(run(`${'x'.repeat(100 << 10)}\n`))).toMatchObject({ id: null, error: { code: 'ETOOLARGE' } });
+      // A well-formed request needs the server's thread: it is answered once that thread is free.
+      expect(run('{"id":1,"command":"status"}\n', 1000)).toBe('nothing');
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+
+  it('a program that starts and closes a server ends by itself, exit code 0', async () => {
+    const t = testUniverse();
+    const child = new Child('start-close.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
+    await child.waitFor('closed');
+    expect((await child.exited).code).toBe(0);
+  }, 120_000);
+});
