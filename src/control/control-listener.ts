@@ -93,10 +93,13 @@ class ControlConnection {
     }
   }
 
-  /** The answer to one of this connection's requests, already a line (requests overtake each other freely). */
-  answered(line: string, isError: boolean): void {
+  /**
+   * The answer to one of this connection's requests, already a line (requests overtake each other freely);
+   * `costMs`: the server's thread's CPU time for it, charged to the busy budget with the writing.
+   */
+  answered(line: string, isError: boolean, costMs: number): void {
     this.inFlight--;
-    if (!this.ended) this.owner.charged(() => this.send(line, isError));
+    if (!this.ended) this.owner.charged(() => this.send(line, isError), costMs);
   }
 
   private reply(response: ControlResponse): void {
@@ -185,26 +188,33 @@ export class ControlListener {
     return server;
   }
 
-  /** The server's thread answered request of connection `connection` (gone meanwhile: dropped). */
-  respond(connection: number, line: string, isError: boolean): void {
-    this.connections.get(connection)?.answered(line, isError);
+  /**
+   * The server's thread answered a request of connection `connection` (gone meanwhile: dropped, its cost
+   * charged all the same), spending `costMs` of its CPU time on it.
+   */
+  respond(connection: number, line: string, isError: boolean, costMs: number): void {
+    const c = this.connections.get(connection);
+    if (c === undefined) this.charged(() => {}, costMs);
+    else c.answered(line, isError, costMs);
   }
 
   /**
    * Runs control work and charges this thread's CPU time for it (CPU, not wall time: a loaded machine that
-   * deschedules us must not count against the budget); past the budget, pauses every connection.
+   * deschedules us must not count against the budget), plus `extraMs` spent for it elsewhere (the commands run
+   * on the server's thread: a flood of valid but costly requests spends the same budget as garbage); past the
+   * budget, pauses every connection.
    */
-  charged(work: () => void): void {
+  charged(work: () => void, extraMs = 0): void {
     const started = native.threadCpuMicros();
     try {
       work();
     } finally {
-      this.charge(started);
+      this.charge(started, extraMs);
     }
   }
 
-  private charge(started: number): void {
-    const spent = (native.threadCpuMicros() - started) / 1000;
+  private charge(started: number, extraMs: number): void {
+    const spent = (native.threadCpuMicros() - started) / 1000 + extraMs;
     const now = performance.now();
     if (now - this.windowStart >= BUDGET_WINDOW_MS) {
       this.windowStart = now;

@@ -15,5 +15,5 @@ export type FromControlThread =
 
 /** To the control thread. */
 export type ToControlThread =
-  | { type: 'response'; connection: number; line: string; isError: boolean }
+  | { type: 'response'; connection: number; line: string; isError: boolean; costMs: number }
   | { type: 'close' };

@@ -9,6 +9,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { moduleWorker } from '../module-worker.js';
+import { native } from '../native.js';
 import { resolveControlLimits, type ControlLimits, type ControlSocketOptions } from './control-limits.js';
 import type { ControlCaller } from './control-listener.js';
 import type { FromControlThread, ToControlThread } from './control-messages.js';
@@ -76,8 +77,14 @@ export class ControlServer {
     else if (message.type === 'log') this.logger[message.level](message.fields, message.message);
   }
 
-  /** Runs one request; its answer goes out whenever it is ready (requests overtake each other freely). */
+  /**
+   * Runs one request; its answer goes out whenever it is ready (requests overtake each other freely). What it
+   * cost this thread goes with the answer, for the busy budget: this thread's CPU time from the call to the
+   * answer — for a command that waits (close, metrics) that includes whatever else ran meanwhile, which errs
+   * in the sessions' favour.
+   */
   private async run(connection: number, request: ControlRequest, caller: ControlCaller): Promise<void> {
+    const started = native.threadCpuMicros();
     let line: string;
     let isError = false;
     try {
@@ -90,7 +97,7 @@ export class ControlServer {
       line = encodeResponse({ id: request.id, error: { code, message: String(e.message ?? e) } });
       isError = true;
     }
-    this.post({ type: 'response', connection, line, isError });
+    this.post({ type: 'response', connection, line, isError, costMs: (native.threadCpuMicros() - started) / 1000 });
   }
 
   private post(message: ToControlThread): void {

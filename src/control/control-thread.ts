@@ -20,7 +20,7 @@ try {
     log: (level, fields, message) => post({ type: 'log', level, fields, message }),
   });
   port.on('message', (message: ToControlThread) => {
-    if (message.type === 'response') listener.respond(message.connection, message.line, message.isError);
+    if (message.type === 'response') listener.respond(message.connection, message.line, message.isError, message.costMs);
     else void listener.close().then(() => post({ type: 'closed' }));
   });
   post({ type: 'listening' });

@@ -5,8 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { SessionServer, Universe } from '../../src/index.js';
+import { resolveControlLimits } from '../../src/control/control-limits.js';
+import { ControlListener } from '../../src/control/control-listener.js';
+import { ControlStats } from '../../src/control/control-stats.js';
+import { encodeResponse } from '../../src/control/protocol.js';
 import { Child } from '../helpers/child.js';
-import { testUniverse } from '../helpers/universe.js';
+import { testRunDirectory, testUniverse } from '../helpers/universe.js';
+import { RawControl } from './helpers.js';
 
 /** A control client as plain Node: sends `input`, prints the first line it gets back, or "nothing" after `waitMs`. */
 const client = `
@@ -41,4 +46,29 @@ describe('the control thread', () => {
     await child.waitFor('closed');
     expect((await child.exited).code).toBe(0);
   }, 120_000);
+
+  it('charges what a command cost the server\'s thread to the busy budget, as the thread\'s own work', async () => {
+    // The listener as the control thread runs it, here with a stand-in for the server's side that answers at
+    // once and says each command cost `args.costMs` of its CPU time.
+    const path = `${testRunDirectory()}/budget.ctl`;
+    const stats = new ControlStats();
+    const listener: ControlListener = await ControlListener.listen(path, resolveControlLimits({ busyBudgetMs: 5 }), stats, {
+      request: (connection, request) =>
+        listener.respond(connection, encodeResponse({ id: request.id, result: 'ok' }), false, Number(request.args['costMs'])),
+      log: () => {},
+    });
+    try {
+      const raw = await RawControl.open(path);
+      raw.write('{"id":1,"command":"status","args":{"costMs":0}}\n');
+      await raw.waitLines(1);
+      expect(stats.get('throttles')).toBe(0); // this thread's own work for one request is far below 5 ms
+      raw.write('{"id":2,"command":"status","args":{"costMs":50}}\n');
+      await raw.waitLines(2);
+      expect(raw.lines.map((l) => l.id)).toEqual([1, 2]);
+      expect(stats.get('throttles')).toBe(1);
+      raw.close();
+    } finally {
+      await listener.close();
+    }
+  });
 });
