@@ -25,6 +25,8 @@ const THREAD_MODULE = new URL(`./control-thread.${import.meta.url.endsWith('.ts'
 /** The listening control socket of one SessionServer. */
 export class ControlServer {
   private closing: Promise<void> | undefined;
+  /** The control thread has ended (closed, or failed). */
+  private exited = false;
 
   private constructor(
     readonly path: string,
@@ -62,6 +64,7 @@ export class ControlServer {
     thread.removeAllListeners('error').removeAllListeners('exit');
     // A bug in the control thread ends the control socket, never the server.
     thread.on('error', (err) => logger.error({ err }, 'the control thread failed: no control socket from now on'));
+    thread.once('exit', () => (server.exited = true));
     thread.unref(); // it never keeps the process alive
     chmodSync(path, options.mode);
     return server;
@@ -107,14 +110,16 @@ export class ControlServer {
   /** Stops listening, ends every connection, ends the control thread and removes the socket file. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const closed = new Promise<void>((resolve) => {
-        this.thread.on('message', (m: FromControlThread) => m.type === 'closed' && resolve());
-        this.thread.once('exit', () => resolve());
-      });
-      this.thread.ref(); // waiting for it must keep the process alive
-      this.thread.postMessage({ type: 'close' } satisfies ToControlThread);
-      await closed;
-      await this.thread.terminate();
+      if (!this.exited) {
+        const closed = new Promise<void>((resolve) => {
+          this.thread.on('message', (m: FromControlThread) => m.type === 'closed' && resolve());
+          this.thread.once('exit', () => resolve());
+        });
+        this.thread.ref(); // waiting for it must keep the process alive
+        this.thread.postMessage({ type: 'close' } satisfies ToControlThread);
+        await closed;
+        await this.thread.terminate();
+      }
       rmSync(this.path, { force: true });
     })();
     return this.closing;

@@ -3,10 +3,13 @@
  * error there, even while the server's event loop — the sessions' — is stuck.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SessionServer, Universe } from '../../src/index.js';
 import { resolveControlLimits } from '../../src/control/control-limits.js';
 import { ControlListener } from '../../src/control/control-listener.js';
+import { ControlServer } from '../../src/control/control-server.js';
+import { defaultLogger } from '../../src/log.js';
 import { ControlStats } from '../../src/control/control-stats.js';
 import { encodeResponse } from '../../src/control/protocol.js';
 import { Child } from '../helpers/child.js';
@@ -70,5 +73,14 @@ describe('the control thread', () => {
     } finally {
       await listener.close();
     }
+  });
+
+  it('a control thread that died does not stop the server from closing', async () => {
+    const path = `${testRunDirectory()}/dead.ctl`;
+    const control = await ControlServer.listen(path, { mode: 0o600 }, () => 'ok', defaultLogger());
+    const thread = (control as unknown as { thread: import('node:worker_threads').Worker }).thread;
+    await thread.terminate(); // as a bug in the thread would end it
+    await control.close(); // resolves: nothing waits for the dead thread's answer
+    expect(existsSync(path)).toBe(false);
   });
 });
