@@ -250,6 +250,21 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
    * timeout (TimeoutError), abort (AbortError) or channel close (ECLOSED), whichever comes first.
    */
   request(data: Uint8Array | Block, options: RequestOptions = NO_OPTIONS): Promise<Message> {
+    return this.startRequest(options, (id, reply) => {
+      if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
+        const queued = this.queue(TAG_REQUEST, id, data, (err) => err !== undefined && this.requests.fail(id, err));
+        // A request that ends (abort, timeout) while it still waits for room is not sent at all.
+        reply.catch(() => this.unqueue(queued));
+      }
+    });
+  }
+
+  /**
+   * A request's life up to its sending: checks the options, registers the request (timeout, signal), then lets
+   * `write` send it under its id — an error of `write` fails the request. Shared by {@link request} and
+   * {@link commitRequest}.
+   */
+  private startRequest(options: RequestOptions, write: (id: number, reply: Promise<Message>) => void): Promise<Message> {
     try {
       this.assertOpen();
       if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -262,11 +277,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       if (diag.request.hasSubscribers) this.timeRequest(reply);
       if (this.requests.size === 1) this.io.resume(); // the reply must get through even with nobody listening
       try {
-        if (this.outbox.length > 0 || !this.sendTagged(TAG_REQUEST, id, data)) {
-          const queued = this.queue(TAG_REQUEST, id, data, (err) => err !== undefined && this.requests.fail(id, err));
-          // A request that ends (abort, timeout) while it still waits for room is not sent at all.
-          reply.catch(() => this.unqueue(queued));
-        }
+        write(id, reply);
       } catch (err) {
         this.requests.fail(id, err as Error);
       }
@@ -432,11 +443,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       if (this.outbox.length > 0 || !this.sendTagged(0, 0, body)) void this.enqueue(0, 0, body, undefined, 'commit').catch(() => {});
       return;
     }
-    this.assertOpen();
-    this.io.commit!(tagOf(BodyKind.Inline, 0), 0, length);
-    this.link.host.countOut(length + 8);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += length + 8;
+    this.commitDirect(0, 0, length);
   }
 
   /** Gives up the open reservation, if any: nothing is sent, and other sends may go again. */
@@ -446,6 +453,71 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.reservation = undefined;
     if (r.direct) this.io.cancelReserve?.();
   }
+
+  // ── in-place writes of typed channels (issue 11 item 6): reserve/commit as a request or a reply ──
+
+  /**
+   * @internal Room in the ring (shm only) for a message of at most `maxBytes` bytes, for a typed channel to
+   * encode a value into; undefined when there is none now (nothing reserved, nothing else changes: the caller
+   * sends the ordinary way, which queues, blocks and owes 'drain' as it always does). Undefined too when a
+   * reservation is open, sends are queued or the channel waits for room — an in-place write never overtakes
+   * them — or the channel is closed (the ordinary way reports that). Commit with {@link commitInPlace} or
+   * {@link commitRequest}, or give up with {@link cancelReserve}.
+   */
+  reserveInPlace(maxBytes: number): Uint8Array | undefined {
+    if (this.io.reserve === undefined || this.closeReason !== undefined || this.reservation !== undefined ||
+      this.blocked || this.outbox.length > 0) return undefined;
+    const view = this.io.reserve(Math.min(maxBytes, this.io.maxInline));
+    if (view === undefined) return undefined; // no room for maxBytes: the ordinary way tries the real length
+    this.reservation = { view, direct: true };
+    return view;
+  }
+
+  /**
+   * @internal Sends the first `length` bytes of the {@link reserveInPlace} reservation as `send` would have sent
+   * them — or, with `replyTo` (the id of a request this channel delivered), as its reply.
+   */
+  commitInPlace(length: number, replyTo?: number): void {
+    this.takeDirectReservation(length);
+    if (replyTo === undefined) this.commitDirect(0, 0, length);
+    else this.commitDirect(TAG_RESPONSE, replyTo, length);
+  }
+
+  /**
+   * @internal Sends the first `length` bytes of the {@link reserveInPlace} reservation as a request, exactly as
+   * {@link request} would (same options, same timeout and abort; the request is registered before its bytes
+   * are published). When the options refuse it (bad options, signal already aborted), nothing is sent: the
+   * reservation is cancelled and the promise rejects.
+   */
+  commitRequest(length: number, options: RequestOptions = NO_OPTIONS): Promise<Message> {
+    this.takeDirectReservation(length, true);
+    const reply = this.startRequest(options, (id) => {
+      this.reservation = undefined;
+      this.commitDirect(TAG_REQUEST, id, length);
+    });
+    this.cancelReserve(); // the options refused the request: nothing was committed
+    return reply;
+  }
+
+  /** Checks that the open reservation is an in-place one that holds `length`; `keep`: leave it open. */
+  private takeDirectReservation(length: number, keep = false): void {
+    const r = this.reservation;
+    if (r === undefined || !r.direct) throw new ShmxError('EBUSY', `channel ${this.id}: nothing reserved in place to commit`);
+    if (!Number.isInteger(length) || length < 0 || length > r.view.byteLength) {
+      throw new RangeError(`length must be an integer from 0 to the ${r.view.byteLength} bytes reserved`);
+    }
+    if (!keep) this.reservation = undefined;
+  }
+
+  /** Publishes the transport's open reservation as an inline record (the channel's reservation is taken). */
+  private commitDirect(flags: number, requestId: number, length: number): void {
+    this.assertOpen();
+    this.io.commit!(tagOf(BodyKind.Inline, flags), requestId, length);
+    this.link.host.countOut(length + 8);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += length + 8;
+  }
+  // ── end in-place writes ──
 
   // ---- used by the multiplexer ----
 

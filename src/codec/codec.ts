@@ -5,7 +5,8 @@
 
 /**
  * Turns values into bytes and back. `encode` is required; `encodeInto` lets a typed channel write a large value
- * straight into an arena block (and, later, straight into a channel's ring) instead of encoding and copying.
+ * straight into an arena block, and a small one straight into the ring of a `shm` channel, instead of encoding
+ * and copying.
  */
 export interface Codec<T = unknown> {
   /** A short name, for errors and logs. */
@@ -17,7 +18,9 @@ export interface Codec<T = unknown> {
   encode(value: T): Uint8Array;
   /**
    * Optional: encodes `value` into `target` (from offset 0) and returns the byte count, or -1 when it does not
-   * fit (the target's contents are then unspecified). Typed channels use it to encode large values in place.
+   * fit (the target's contents are then unspecified). Typed channels use it to encode values in place: `target`
+   * is shared memory (an arena block, a channel's ring) that is only lent for the call — keep no reference to it
+   * and write nothing into it once the call returned.
    */
   encodeInto?(value: T, target: Uint8Array): number;
   /**

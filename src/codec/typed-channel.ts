@@ -3,13 +3,20 @@
  * decode on demand (`message.value`, once, cached), and everything else — order, backpressure, requests,
  * close — is the channel's own.
  *
- * Copies. A value up to {@link LARGE_VALUE_BYTES} is encoded into the codec's reused buffer (msgpackr hands out a
- * fresh part of it each time) and the channel copies those bytes into its transport: one copy on each side.
+ * Copies. A value under {@link LARGE_VALUE_BYTES}, sent by `send`, `request` or `reply` on the `shm` transport with
+ * a codec that has `encodeInto`, is encoded straight into the channel's ring (the channel's in-place reservation,
+ * committed as a message, a request or a reply): no copy on the sending side. The reservation is sized from the
+ * channel's last small value (three times it, at least 4 KiB); a value that does not fit it, a
+ * ring without room now, or sends already queued take the ordinary way — the value is encoded into the codec's
+ * reused buffer (msgpackr hands out a fresh part of it each time) and the channel copies those bytes into its
+ * transport (or queues them, in order, with the usual backpressure). That ordinary way is also the one of
+ * `sendAsync`/`replyAsync`, of the `mq` and `socket` transports (the kernel copies anyway) and of codecs
+ * without `encodeInto`. The receiver copies a small message out of the ring (one copy) unless it reads views.
  * A larger value goes into a session-arena Block sent by handle, so the receiver decodes it in place from shared
  * memory: with a codec that has `encodeInto`, the value is encoded straight into the block (no copy at all; the
  * block is sized from the channel's last large value, and a value that outgrows it is encoded again); otherwise
  * its encoded bytes are copied once into the block. Where a typed channel writes is {@link TypedChannel.write}
- * alone: writing small values straight into the ring (reserve/commit) changes that one method.
+ * alone.
  *
  * Wire format: an inline message is the encoded value; a block message is `[u32 LE length][encoded value]`
  * (a block may be longer than the value).
@@ -22,6 +29,11 @@ import { checkCodec, type Codec } from './codec.js';
 
 /** Values this large (encoded bytes) or larger travel in an arena block by handle. */
 export const LARGE_VALUE_BYTES = 32 * 1024;
+/**
+ * Smallest ring reservation for a value encoded in place. msgpackr will not start encoding into a buffer with
+ * less than 2 KiB of room (it takes one of its own: `encodeInto` then says the value did not fit).
+ */
+const MIN_IN_PLACE_BYTES = 4096;
 const LENGTH_BYTES = 4;
 
 type Rest<F> = F extends (first: never, ...rest: infer R) => unknown ? R : never;
@@ -65,7 +77,8 @@ export class TypedMessage<In, Out = unknown> {
 
   /** Answers a request with a value, like `Message.reply`. */
   reply(value: Out): boolean {
-    return this.owner.write(value, (data) => this.message.reply(data));
+    const inPlace = this.message.isRequest ? this.owner.replyInPlace(this.message.requestId) : undefined;
+    return this.owner.write(value, (data) => this.message.reply(data), inPlace);
   }
 
   /** Answers a request with a value once there is room, like `Message.replyAsync`. */
@@ -89,6 +102,14 @@ export class TypedChannel<Out = unknown, In = Out> extends EventEmitter<TypedCha
   readonly codec: Codec;
   /** Size of the last value sent by block: the next block is this plus a quarter. */
   private largeHint = 0;
+  /** Size of the last small value: an in-place reservation is three times this (at least MIN_IN_PLACE_BYTES). */
+  private smallHint = 0;
+  /** The last value tried in place did not fit the largest reservation: values as large go the ordinary way. */
+  private missedAtMost = false;
+  private readonly sendInPlace = (length: number): boolean => {
+    this.channel.commitInPlace(length);
+    return true;
+  };
   private readonly forward = (m: Message) => this.emit('message', new TypedMessage<In, Out>(m, this));
 
   /** @internal Use {@link typed} or `session.openChannel({ codec })`. */
@@ -124,7 +145,7 @@ export class TypedChannel<Out = unknown, In = Out> extends EventEmitter<TypedCha
 
   /** Sends a value; the return value is the channel's `send`'s. */
   send(value: Out): boolean {
-    return this.write(value, (data) => this.channel.send(data));
+    return this.write(value, (data) => this.channel.send(data), this.sendInPlace);
   }
 
   /** Sends a value in call order once there is room, like the channel's `sendAsync`. */
@@ -134,7 +155,8 @@ export class TypedChannel<Out = unknown, In = Out> extends EventEmitter<TypedCha
 
   /** Sends a value as a request; resolves with the typed reply (same options as the channel's `request`). */
   async request(value: Out, ...options: Rest<Channel['request']>): Promise<TypedMessage<In, Out>> {
-    const reply = await this.write(value, (data) => this.channel.request(data, ...options));
+    const reply = await this.write(value, (data) => this.channel.request(data, ...options),
+      (length) => this.channel.commitRequest(length, ...options));
     return new TypedMessage<In, Out>(reply, this);
   }
 
@@ -151,16 +173,33 @@ export class TypedChannel<Out = unknown, In = Out> extends EventEmitter<TypedCha
   /**
    * @internal Encodes `value` and hands the bytes or block to `send` (the channel's send, request or reply).
    * The one place that decides where a value is written. A block goes back to the arena once `send` has lent
-   * it (at once for a synchronous send, when the promise settles for the others).
+   * it (at once for a synchronous send, when the promise settles for the others). With `commit` (send, request,
+   * reply), a small value is first tried in place: encoded into a reservation of the ring, which `commit`
+   * publishes as `send` would have sent it.
    */
-  write<R>(value: Out, send: (data: Uint8Array | Block) => R): R {
+  write<R>(value: Out, send: (data: Uint8Array | Block) => R, commit?: (length: number) => R): R {
+    if (commit !== undefined && this.largeHint < LARGE_VALUE_BYTES) {
+      const n = this.encodeInPlace(value);
+      if (n >= 0) return commit(n);
+    }
     const block = this.encodeLarge(value);
     if (block === undefined) {
       const bytes = this.codec.encode(value);
-      if (bytes.byteLength < LARGE_VALUE_BYTES) return send(bytes);
+      if (bytes.byteLength < LARGE_VALUE_BYTES) {
+        this.smallHint = bytes.byteLength;
+        return send(bytes);
+      }
       return this.sendBlock(this.copyIntoBlock(bytes), send);
     }
     return this.sendBlock(block, send);
+  }
+
+  /** @internal How a request of this channel (id `requestId`) is answered in place. */
+  replyInPlace(requestId: number): (length: number) => boolean {
+    return (length) => {
+      this.channel.commitInPlace(length, requestId);
+      return true;
+    };
   }
 
   /** @internal Decodes a message of this channel. */
@@ -179,6 +218,40 @@ export class TypedChannel<Out = unknown, In = Out> extends EventEmitter<TypedCha
     } catch (cause) {
       throw new ShmxError('EDECODE', `${this.codec.name} could not decode a message of channel ${this.channel.id}`, { cause });
     }
+  }
+
+  /**
+   * On `shm` with `encodeInto`: encodes `value` into a reservation of the ring and returns its length, the
+   * reservation left open for the caller to commit; -1 when it was not (no room now, sends queued, the value
+   * did not fit the reservation: nothing is reserved then).
+   */
+  private encodeInPlace(value: Out): number {
+    const encodeInto = this.codec.encodeInto;
+    const channel = this.channel;
+    if (encodeInto === undefined || channel.transport !== 'shm') return -1;
+    const most = Math.min(channel.maxReserve, LARGE_VALUE_BYTES - 1);
+    if (most < MIN_IN_PLACE_BYTES) return -1; // a ring this small takes small values the ordinary way
+    // Three times the last small value: msgpackr wants room for 3 bytes a character before it writes a string.
+    const want = Math.max(MIN_IN_PLACE_BYTES, 3 * this.smallHint + 64);
+    if (want > most && this.missedAtMost) return -1; // values this large did not fit the largest reservation
+    const size = Math.min(most, want);
+    const view = channel.reserveInPlace(size);
+    if (view === undefined) return -1;
+    let n: number;
+    try {
+      n = encodeInto.call(this.codec, value, view);
+    } catch (err) {
+      channel.cancelReserve();
+      throw err;
+    }
+    if (n < 0 || n > view.byteLength) {
+      channel.cancelReserve();
+      this.missedAtMost = size === most;
+      return -1;
+    }
+    this.missedAtMost = false;
+    this.smallHint = n;
+    return n;
   }
 
   /** With `encodeInto` and a channel that sent large values before: the value encoded in a block, in place. */
