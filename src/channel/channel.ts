@@ -648,7 +648,9 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     }
     const cost = (data instanceof Uint8Array ? data.byteLength : 0) + QUEUED_MESSAGE_COST;
     const { queueLimit } = this.link.host.sendLimits;
-    if (this.queuedBytes + cost > queueLimit) {
+    // The limit bounds what waits behind the first message, as Writable's highWaterMark does: one message larger
+    // than the limit is still taken when nothing else waits (a 1 GiB send that meets a full transport).
+    if (this.queuedBytes > 0 && this.queuedBytes + cost > queueLimit) {
       throw new ShmxError('ESENDQUEUEFULL', `channel ${this.id}: ${this.queuedBytes} bytes wait to be sent and this ` +
         `message would pass channels.sendQueueLimit (${queueLimit}); wait for 'drain' when send() returns false`,
       { resource: `${this.link.host.id}/${this.id}` });

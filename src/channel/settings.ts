@@ -42,7 +42,8 @@ export interface ChannelSettings {
    *  `Writable`'s highWaterMark. Default 256 KiB. */
   sendHighWaterMark: number;
   /** Bytes queued past which a send fails with ESENDQUEUEFULL instead of queueing (a producer that ignores
-   *  false). Default 64 MiB; at least `sendHighWaterMark`. */
+   *  false). One message larger than this is still queued when nothing else waits. Default 64 MiB; at least
+   *  `sendHighWaterMark`. */
   sendQueueLimit: number;
 }
 
