@@ -424,6 +424,13 @@ export class SessionServer extends EventEmitter<ServerEvents> {
       this.logger.warn({ session: s.id }, 'force-closing a session that did not close in time');
       s.destroy('server-shutdown');
     }
+    if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
+    await this.operations?.close();
+    await stopped;
+    // A connection the listener had accepted before it closed may have begun a handshake (and made an app
+    // arena) meanwhile: refuse it and end its session too, then drop the app arenas — last, so none comes back.
+    this.handshakes.failAll({ code: 'ESHUTDOWN', reason: 'server is shutting down' });
+    for (const s of [...this.liveSessions]) s.destroy('server-shutdown');
     for (const clientApp of [...this.appArenas.keys()]) {
       try {
         this.dropAppArena(clientApp);
@@ -431,9 +438,6 @@ export class SessionServer extends EventEmitter<ServerEvents> {
         this.logger.warn({ err, clientApp }, 'closing an app arena failed');
       }
     }
-    if (this.listener !== undefined) rmSync(this.socketPath, { force: true });
-    await this.operations?.close();
-    await stopped;
     this.lock?.release();
     for (const forget of this.forgetAtExit.splice(0)) forget();
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });
