@@ -60,7 +60,7 @@ describe('runnable docs', () => {
     expect(run.clients[0], JSON.stringify(run)).toMatchObject({ code: 0 });
     expect(run.clients[0]!.stdout).toContain('2097152 doubles, sum 1048576');
     expect(run.server, JSON.stringify(run)).toMatchObject({ code: 0 });
-    expect(objectsOf(run.pids)).toEqual([]);
+    expect(objectsOf(run)).toEqual([]);
   }, 300_000);
 
   it("the guide's programs: server, client with back-off, and the Worker example under tsx", async () => {
@@ -77,7 +77,7 @@ describe('runnable docs', () => {
     expect(run.clients[1]!.stdout).toContain('worker: 1048576 bytes back');
     expect(run.clients[1]!.stdout).toContain('worker: 15 bytes back');
     expect(run.server, JSON.stringify(run)).toMatchObject({ code: 0 });
-    expect(objectsOf(run.pids)).toEqual([]);
+    expect(objectsOf(run)).toEqual([]);
   }, 300_000);
 
   it('npm start (examples/demo.ts) runs to the end and leaves nothing', () => {

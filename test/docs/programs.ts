@@ -103,7 +103,9 @@ function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise
  * Starts the server program, runs each client program to its end, then stops the server with `stop` and waits
  * for it. Returns every process's output and the pids (kernel object names carry them).
  */
-export async function runPair(options: PairOptions): Promise<{ server: Exit; clients: Exit[]; pids: number[] }> {
+export async function runPair(options: PairOptions): Promise<{ server: Exit; clients: Exit[]; pids: number[]; before: Set<string> }> {
+  // What exists already is not this run's, even where a reused pid matches (stale objects of a crashed run).
+  const before = new Set(readdirSync('/dev/shm'));
   const timeoutMs = options.timeoutMs ?? 30_000;
   const server = start([UNSHARE, '--net', '--', ...options.command, options.server], options.cwd, options.env);
   const pids = [server.child.pid!];
@@ -134,15 +136,16 @@ export async function runPair(options: PairOptions): Promise<{ server: Exit; cli
     }
     server.child.kill(options.stop);
     const serverExit = await within(server.exit, timeoutMs, () => `server ${options.server} after ${options.stop}`);
-    return { server: serverExit, clients, pids };
+    return { server: serverExit, clients, pids, before };
   } finally {
     for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 }
 
 /** shmx objects in /dev/shm that name one of these processes as their creator. */
-export function objectsOf(pids: number[]): string[] {
-  return readdirSync('/dev/shm').filter((name) => name.startsWith('shmx') && pids.some((pid) => name.includes(`.${pid}.`)));
+export function objectsOf(run: { pids: number[]; before: Set<string> }): string[] {
+  return readdirSync('/dev/shm').filter((name) => name.startsWith('shmx') && !run.before.has(name) &&
+    run.pids.some((pid) => name.includes(`.${pid}.`)));
 }
 
 /** An environment whose default run directory and temp files are under `dir`. */

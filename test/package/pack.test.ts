@@ -114,7 +114,7 @@ describe('the packed package', () => {
       expect(result.clients[0], what).toMatchObject({ code: 0 });
       expect(result.clients[0]!.stdout, what).toContain('2097152 doubles, sum 1048576');
       expect(result.server, what).toMatchObject({ code: 0 });
-      expect(objectsOf(result.pids)).toEqual([]);
+      expect(objectsOf(result)).toEqual([]);
     }
     console.log(`README program ran on ${nodes.map((n) => execFileSync(n, ['-v'], { encoding: 'utf8' }).trim()).join(', ')}`);
   }, 600_000);
@@ -147,7 +147,7 @@ describe('the packed package', () => {
     for (const client of result.clients) expect(client, what).toMatchObject({ code: 0 });
     expect(result.clients[1]!.stdout, what).toContain('worker: 1048576 bytes back');
     expect(result.server, what).toMatchObject({ code: 0 });
-    expect(objectsOf(result.pids)).toEqual([]);
+    expect(objectsOf(result)).toEqual([]);
   }, 600_000);
 
   it('exports only its entry: internals are not importable', () => {
