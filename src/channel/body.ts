@@ -107,17 +107,31 @@ const inPlaceBudgets = new WeakMap<InPlaceHost, { used: number }>();
 export const IN_PLACE_SHARE = 0.25;
 
 /**
+ * Largest share of the session arena one spilled payload may take in place when nothing else is held that way.
+ * A payload too large for {@link IN_PLACE_SHARE} would otherwise always be copied — a fresh private buffer of
+ * its size, every page of it faulted in (a 1 GiB message cost 16× its in-place read). Half, so that the sender
+ * keeps room for another message as large while this one is held.
+ */
+export const IN_PLACE_ALONE_SHARE = 0.5;
+
+/** Whether a spilled payload of `length` bytes may be held in place next to `used` bytes already held. */
+function fitsInPlace(used: number, length: number, arenaBytes: number): boolean {
+  if (used + length <= arenaBytes * IN_PLACE_SHARE) return true;
+  return used === 0 && length <= arenaBytes * IN_PLACE_ALONE_SHARE;
+}
+
+/**
  * A spilled payload (bytes the sender copied once into a session-arena block) as the receiver gets it: a view of
  * that block where it lies — no second copy — held until `release()`, the view's garbage collection, or the
- * session's close. Past {@link IN_PLACE_SHARE} of the session arena held this way, a private copy instead (the
- * block is let go at once). `inPlace` says which.
+ * session's close. Past {@link IN_PLACE_SHARE} of the session arena held this way (or, for one payload held
+ * alone, {@link IN_PLACE_ALONE_SHARE}), a private copy instead (the block is let go at once). `inPlace` says which.
  */
 export function deliverSpilled(host: InPlaceHost, tag: number, body: Uint8Array): { bytes: Uint8Array; release: (() => void) | undefined; inPlace: boolean } {
   const block = borrowBody(host, tag, body);
   let budget = inPlaceBudgets.get(host);
   if (budget === undefined) inPlaceBudgets.set(host, (budget = { used: 0 }));
   const length = block.length;
-  if (budget.used + length > host.sessionArenaForChannels.maxBytes * IN_PLACE_SHARE) {
+  if (!fitsInPlace(budget.used, length, host.sessionArenaForChannels.maxBytes)) {
     const copy = Buffer.allocUnsafe(length);
     copy.set(block.bytes);
     block.release();

@@ -1,8 +1,8 @@
 /**
  * Large copied payloads are read in place (issue 9 item 6): the sender's copy into the session arena is the only
  * one; the receiver's message is a view of that block, held until `release()`, its garbage collection or the
- * session's close — and past a quarter of the session arena held that way, a private copy (so an app that keeps
- * messages can never starve the sender's spills). Real processes: the peer echoes what it gets.
+ * session's close — and past a quarter of the session arena held that way (half, for one payload held alone), a
+ * private copy (so an app that keeps messages can never starve the sender's spills). Real processes: the peer echoes what it gets.
  */
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
@@ -99,6 +99,26 @@ describe('large copied payloads', () => {
     expect(live(session)).toBe(before + 3);
     for (const m of kept) m.release();
     expect(live(session)).toBe(before);
+    await finishPeer(peer, session, serverApp);
+  });
+
+  it('one payload larger than that quarter, held alone, arrives in place up to half the session arena', async () => {
+    const arenaBytes = 8 * 1024 * KiB; // quarter 2 MiB, half 4 MiB
+    const { peer, session, serverApp } = await withPeer({ options: { sessionArena: { maxBytes: arenaBytes } } });
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    const big = payload(3 * 1024 * KiB, 30);
+    const held = await echoOf(channel, big);
+    expect(Buffer.compare(held.bytes, big)).toBe(0);
+    expect(held.bytes.buffer).toBeInstanceOf(SharedArrayBuffer); // alone: in place, no fresh 3 MiB buffer
+    // Next to it, even a small spill no longer fits the quarter: a private copy.
+    const next = await echoOf(channel, payload(100 * KiB, 31));
+    expect(next.bytes.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    held.release();
+    // Over half the arena: a private copy even alone, so the sender keeps room for a message as large.
+    const huge = payload(4 * 1024 * KiB + 4 * KiB, 32);
+    const copied = await echoOf(channel, huge);
+    expect(Buffer.compare(copied.bytes, huge)).toBe(0);
+    expect(copied.bytes.buffer).not.toBeInstanceOf(SharedArrayBuffer);
     await finishPeer(peer, session, serverApp);
   });
 
