@@ -10,7 +10,8 @@ import { ShmxError } from '../errors.js';
 import { DELIVERY_BATCH, type Channel } from './channel.js';
 import type { ChannelSettings } from './settings.js';
 import { SpinPolicy } from './spin-policy.js';
-import { nowMicros, type Wakeup } from './wakeup.js';
+import { nowMicros } from './clock.js';
+import type { Wakeup } from './wakeup.js';
 
 /** Longest stretch of microtask-driven delivery before the event loop gets a turn. */
 const LOOP_TURN_MS = 1;

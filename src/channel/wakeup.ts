@@ -9,6 +9,7 @@ import type { Arena, Block, Handle } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { native, type DoorbellCounters, type NativeDoorbell } from '../native.js';
+import { nowMicros } from './clock.js';
 
 /** What one side tells the other at session start (in the session's WELCOME or READY, opaque to the session). */
 export interface WakeupHello {
@@ -19,18 +20,6 @@ export interface WakeupHello {
 const PARKED = 0;
 /** Float64 index in the control block: when the peer last rang us (µs, CLOCK_MONOTONIC, shared by processes). */
 const RANG_AT = 1;
-
-/**
- * performance.now() and process.hrtime() read the same CLOCK_MONOTONIC (libuv's uv_hrtime); performance.now()
- * is relative to this process's start. The offset, taken once, turns it into the machine-wide clock without a
- * BigInt per reading.
- */
-const MONOTONIC_OFFSET_MICROS = Number(process.hrtime.bigint()) / 1000 - performance.now() * 1000;
-
-/** Monotonic microseconds, comparable between processes of one machine. */
-export function nowMicros(): number {
-  return performance.now() * 1000 + MONOTONIC_OFFSET_MICROS;
-}
 
 export class Wakeup {
   private readonly control: Block;
