@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { barChart, lineChart } from './chart.js';
 import type { Results } from './run.js';
-import { fmt, markdownTable, ratio, sizeLabel } from './stats.js';
+import { fmt, markdownTable, median, ratio, sizeLabel } from './stats.js';
 
 const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
@@ -164,9 +164,35 @@ function rttTables(r: Results, chartFile: string): string[] {
       '',
     );
   }
+  const firstPaths = rtt.paths.filter((p) => FIRST_TOUCH_PATHS.includes(p.id) && sizes.some((x) => rtt.cells[p.id]?.[x]?.first?.length));
+  if (firstPaths.length) {
+    out.push(
+      'First touch: the first round trip of each size on a fresh session (new peer process; sizes in increasing order), ' +
+        'which the warm-up keeps out of the tables above — arena growth, new mappings and page faults are paid here ' +
+        '(the smallest size is also the first message of the session: code not yet compiled, first allocations). ' +
+        'Median µs of the blocks, and its ratio to `net`\'s first round trip of the same size:',
+      '',
+    );
+    const firstOf = (id: string, x: number) => median(rtt.cells[id]?.[x]?.first ?? []); // holes: sizes not measured in a block
+    out.push(
+      markdownTable(
+        ['path', ...sizes.map(sizeLabel)],
+        firstPaths.map((p) => [p.id, ...sizes.map((x) => {
+          const v = firstOf(p.id, x);
+          if (!Number.isFinite(v)) return '—';
+          const b = firstOf('net', x);
+          return p.id === 'net' || !Number.isFinite(b) ? fmt(v) : `${fmt(v)} ${ratio(v / b)}`;
+        })]),
+      ),
+      '',
+    );
+  }
   out.push(`![round trip vs payload size](${chartFile})`, '');
   return out;
 }
+
+/** Paths whose first round trip of a size the report shows (the ones that copy or map on first use, and net). */
+const FIRST_TOUCH_PATHS = ['shm', 'shm-handle', 'mq', 'socket', 'net'];
 
 function rttChart(r: Results): string {
   const rtt = r.rtt!;

@@ -177,16 +177,17 @@ async function main(): Promise<number> {
   const root = join(here, '..');
   const out = value('out');
   const files: string[] = [];
+  const complete = only.length === SUITES.length && !pathIds && blocks === undefined && sizes === undefined;
   if (out) files.push(out);
   else if (profile !== 'smoke') {
     const dir = join(root, 'bench', 'results');
     mkdirSync(dir, { recursive: true });
     const stamp = started.toISOString().replace(/[:.]/g, '-');
     files.push(join(dir, `${stamp}${profile === 'full' ? '' : `-${profile}`}.json`));
-    files.push(join(dir, profile === 'full' ? 'latest.json' : `latest-${profile}.json`));
+    // latest.json is what the docs are generated from: only a complete full run replaces it, never a part of one.
+    if (complete) files.push(join(dir, profile === 'full' ? 'latest.json' : `latest-${profile}.json`));
   }
   for (const f of files) writeFileSync(f, JSON.stringify(results, null, 1) + '\n');
-  const complete = only.length === SUITES.length && !pathIds && blocks === undefined && sizes === undefined;
   if ((profile === 'full' && complete) || flag('report')) {
     writeReport(results, root);
     files.push('docs/performance.md', 'README.md');

@@ -30,6 +30,9 @@ export interface RttCell {
   summary: Summary;
   /** Median (µs) of each block. */
   blocks: number[];
+  /** The first round trip of the size on the block's fresh session (µs, per block): first touch — arena growth,
+   *  new mappings, page faults — which the warm-up keeps out of the median. */
+  first?: number[];
   errors: string[];
 }
 
@@ -67,9 +70,13 @@ export function dropPayloads(): void {
 
 const now = () => process.hrtime.bigint();
 
-/** Warm-up, then round trips until the budget is spent (at least minRounds); every answer is checked. */
-async function measureCell(client: Client, path: Path, payload: Payload, o: RttOptions, checks: Checks): Promise<Recorder> {
+/**
+ * Warm-up, then round trips until the budget is spent (at least minRounds); every answer is checked. The first
+ * round trip of the warm-up is timed on its own (first touch).
+ */
+async function measureCell(client: Client, path: Path, payload: Payload, o: RttOptions, checks: Checks): Promise<{ recorder: Recorder; firstNs: bigint }> {
   const recorder = new Recorder();
+  let firstNs = 0n;
   let bad = 0;
   const verify = (a: { sum: number; length: number }) => {
     if (a.length !== payload.size >>> 0 || (path.reads !== false && a.sum !== payload.sum)) bad++;
@@ -79,8 +86,10 @@ async function measureCell(client: Client, path: Path, payload: Payload, o: RttO
     const warmEnd = now() + BigInt(o.warmupMs * 1e6);
     let warm = 0;
     do {
+      const t0 = now();
       let r = client.roundTrip(payload);
       if (r instanceof Promise) r = await r;
+      if (warm === 0) firstNs = now() - t0;
       verify(r);
       heartbeat.beats++;
       warm++;
@@ -102,7 +111,7 @@ async function measureCell(client: Client, path: Path, payload: Payload, o: RttO
     client.unprepare?.();
   }
   if (bad > 0) checks.fail(`${path.id} ${sizeLabel(payload.size)}: ${bad} answers with a wrong checksum or length`);
-  return recorder;
+  return { recorder, firstNs };
 }
 
 export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks): Promise<RttResult> {
@@ -132,8 +141,9 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
           heartbeat.what = `${path.id} ${sizeLabel(size)} round trips`;
           const cell = cells[path.id]![size]!;
           try {
-            const rec = await measureCell(client, path, payload, o, checks);
+            const { recorder: rec, firstNs } = await measureCell(client, path, payload, o, checks);
             cell.blocks[block] = rec.summary().median;
+            (cell.first ??= [])[block] = Number(firstNs) / 1000;
             const all = merged.get(key(path, size));
             if (all) all.histogram.add(rec.histogram);
             else merged.set(key(path, size), rec);
