@@ -62,11 +62,15 @@ export class Ring {
   /** Consumer side: the producer's write count as we last loaded it. */
   private wrSeen: number;
   /**
-   * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here and
-   * publish it after each record: a record is consumed (locally) before its visit runs, so a visit that ends
-   * the channel and drains the rest (see {@link drain}) starts after it.
+   * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here: a
+   * record is consumed (locally) before its visit runs, so a visit that ends the channel and drains the rest
+   * (see {@link drain}) starts after it. It is published by {@link publishRead} — once per batch, or once a
+   * sixteenth of the ring was read, not per record: the read and write counts share a cache line, and a store
+   * per record made the two cores take it from each other for every message.
    */
   private rd: number;
+  /** Consumer side: the read count as we last published it. */
+  private rdPublished: number;
   /** Set by {@link detach}: the memory is no longer ours; nothing is written to it any more. */
   private detached = false;
   /** Producer: records are written but the write count is published only by {@link publish} (see {@link hold}). */
@@ -95,6 +99,7 @@ export class Ring {
     this.capacity = capacity;
     this.mask = capacity - 1;
     this.rd = Atomics.load(this.words, W_READ);
+    this.rdPublished = this.rd | 0;
     this.wr = Atomics.load(this.words, W_WRITE);
     this.rdSeen = this.rd;
     this.wrSeen = this.rd;
@@ -259,9 +264,10 @@ export class Ring {
 
   /**
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
-   * rest (valid only during the call: the space is reused once we return). Returns false when the ring is
-   * empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0). After a
-   * {@link detach} (even one made by `visit` itself) nothing is written to the ring.
+   * rest (valid until the read count is published: {@link publishRead}, which the caller does once its batch is
+   * over). Returns false when the ring is empty. A payload shorter than its prefix is reported with tag 0 (the
+   * channel rejects kind 0). After a {@link detach} (even one made by `visit` itself) nothing is written to the
+   * ring.
    */
   read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
     if (this.detached) return false;
@@ -289,11 +295,28 @@ export class Ring {
     }
     const start = pos + RECORD_HEAD;
     this.rd = (read + consumed + record) | 0;
+    // A long batch gives space back as it goes, so that a producer waiting for room need not wait for its end.
+    // The record being visited is not given back yet: a view of it must stay valid during the visit.
+    if (((read - this.rdPublished) >>> 0) >= this.capacity >>> 4) this.publishReadAt(read);
     if (length < 4) visit(0, 0, this.data.subarray(start, start + length));
     else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(start, true), this.data.subarray(start + 4, start + length));
-    // Publishing the read count gives the space back. `rd` may have moved on (a drain inside the visit).
-    if (!this.detached) Atomics.store(this.words, W_READ, this.rd);
     return true;
+  }
+
+  /**
+   * Consumer: gives back the space of every record read so far (stores the read count). Views of those records
+   * are invalid from here on. Call it when a batch of reads is over. `rd` may have moved on during a visit (a
+   * drain inside it). Never after {@link detach}.
+   */
+  publishRead(): void {
+    this.publishReadAt(this.rd);
+  }
+
+  private publishReadAt(count: number): void {
+    const c = count | 0;
+    if (this.detached || c === this.rdPublished) return;
+    this.rdPublished = c;
+    Atomics.store(this.words, W_READ, c);
   }
 
   /**
@@ -303,7 +326,11 @@ export class Ring {
    */
   drain(visit: (tag: number, prefix: number, body: Uint8Array) => void): number {
     let n = 0;
-    while (this.read(visit)) n++;
+    try {
+      while (this.read(visit)) n++;
+    } finally {
+      this.publishRead();
+    }
     return n;
   }
 
@@ -314,6 +341,7 @@ export class Ring {
   takeOverReading(): void {
     if (this.detached) return;
     this.rd = Atomics.load(this.words, W_READ);
+    this.rdPublished = this.rd | 0;
     this.wrSeen = this.rd; // forces a fresh load of the write count on the next read
   }
 

@@ -87,7 +87,12 @@ export class ShmTransport implements Transport {
 
   read(limit: number, deliver: RecordVisitor): number {
     let n = 0;
-    while (n < limit && !this.stopped && this.in.read(deliver)) n++;
+    try {
+      while (n < limit && !this.stopped && this.in.read(deliver)) n++;
+    } finally {
+      // One store of the read count per batch (see Ring.publishRead); a corrupt ring still gives back what was read.
+      this.in.publishRead();
+    }
     if (!this.stopped && this.in.takeDrainRequest()) this.waker.ringPeer();
     return n;
   }

@@ -77,6 +77,22 @@ describe('shm transport ends', () => {
     reader.close();
   });
 
+  it('gives the space back once per batch, and along the way only once a sixteenth of the ring was read', () => {
+    const { words, writer, reader } = pair();
+    // 16-byte records (8 head + 4 request id + 4 body): a sixteenth of the 4096-byte ring is 16 of them.
+    for (let i = 0; i < 40; i++) expect(writer.write(1, 0, Buffer.alloc(4, i))).toBe(true);
+    const published: number[] = [];
+    expect(reader.read(40, () => published.push(Atomics.load(words, W_READ)))).toBe(40);
+    // Nothing given back during the first 16 visits; then the records before the one being visited, at most.
+    expect(published.slice(0, 16).every((count) => count === 0)).toBe(true);
+    expect(published[16]).toBe(16 * 16);
+    expect(published[32]).toBe(32 * 16);
+    expect(published.every((count, i) => count <= i * 16)).toBe(true);
+    expect(Atomics.load(words, W_READ)).toBe(40 * 16);
+    reader.close();
+    writer.close();
+  });
+
   it('a writer whose reader is gone takes back what was not read', () => {
     const { writer, reader } = pair();
     for (let i = 1; i <= 4; i++) writer.write(i, 0, Buffer.from([i]));
