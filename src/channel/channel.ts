@@ -8,7 +8,7 @@ import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
 import '../dispose.js';
-import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
+import { callCounted, REJECTION, type Listener, type ListenerOutcome } from '../listener-errors.js';
 import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, deliverSpilled, encodeBody, takeBackLend } from './body.js';
@@ -117,6 +117,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private needDrain = false;
   // ---- end send side state ----
   private closeReason: CloseReason | undefined;
+  /**
+   * The 'message' listeners as `rawListeners` gave them, kept until they change (undefined: look again): per
+   * message, a copy of the listener list and a count of it cost more than the rest of delivering a small message.
+   */
+  private messageListeners: Listener[] | undefined;
   private views = false;
   /** The open reservation ({@link reserve}): a view of the ring (`direct`) or a buffer sent on commit. */
   private reservation: { view: Uint8Array; direct: boolean } | undefined;
@@ -130,18 +135,39 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.transport = transport.kind;
     this.metadata = metadata;
     this.init = init;
-    (this as EventEmitter).on('newListener', (event: string) => {
-      if (event === 'message') {
-        queueMicrotask(() => {
-          // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
-          while (this.inbox.length > 0 && this.listenerCount('message') > 0 && this.waiters.length === 0) {
-            this.emitMessage(this.inbox.shift()!);
-          }
-          this.consumerAppeared();
-        });
-      }
-    });
+    this.watchListeners();
     if (diag.channelOpen.hasSubscribers) diag.channelOpen.publish(this.diagnosticsRef());
+  }
+
+  /** Follows the 'message' listeners (see {@link messageListeners}); idempotent. */
+  private watchListeners(): void {
+    const self = this as EventEmitter;
+    if (!self.listeners('newListener').includes(this.onNewListener)) self.on('newListener', this.onNewListener);
+    if (!self.listeners('removeListener').includes(this.onRemoveListener)) self.on('removeListener', this.onRemoveListener);
+  }
+
+  private readonly onNewListener = (event: string | symbol): void => {
+    if (event !== 'message') return;
+    this.messageListeners = undefined;
+    queueMicrotask(() => {
+      // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
+      while (this.inbox.length > 0 && this.listening() && this.waiters.length === 0) {
+        this.emitMessage(this.inbox.shift()!);
+      }
+      this.consumerAppeared();
+    });
+  };
+
+  private readonly onRemoveListener = (event: string | symbol): void => {
+    if (event === 'message') this.messageListeners = undefined;
+  };
+
+  /** As EventEmitter's; the channel goes on following its 'message' listeners (it removes its own watch too). */
+  override removeAllListeners(...args: Parameters<EventEmitter<ChannelEvents>['removeAllListeners']>): this {
+    super.removeAllListeners(...args);
+    this.messageListeners = undefined;
+    this.watchListeners();
+    return this;
   }
 
   // ── extras (issue 11 item 6) ──
@@ -524,7 +550,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal True when someone will take messages now; otherwise they stay in the transport. */
   get wantsMessages(): boolean {
     if (this.closeReason !== undefined) return false;
-    if (this.listenerCount('message') > 0) return true;
+    if (this.listening()) return true;
     // Replies must get through to pending requests even when nobody listens for other messages.
     return (this.iterators > 0 || this.requests.size > 0) && this.inbox.length < ITERATOR_BUFFER;
   }
@@ -733,7 +759,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         // With message views on, a plain message for a 'message' listener (nobody awaits it later) is handed
         // over as a view of the ring: no copy, valid until the listener returns.
         if (this.views && (tag & (TAG_REQUEST | TAG_RESPONSE)) === 0 && this.waiters.length === 0 &&
-          this.listenerCount('message') > 0) {
+          this.listening()) {
           message = new Message(body, undefined, requestId, undefined, undefined);
           break;
         }
@@ -790,14 +816,14 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       waiter({ value: message, done: false });
       return;
     }
-    if (this.listenerCount('message') > 0) {
+    if (this.listening()) {
       if (this.inbox.length === 0) {
         this.emitMessage(message);
         return;
       }
       // Earlier messages still wait in the inbox (they came while nobody listened): they go first.
       this.inbox.push(message);
-      while (this.inbox.length > 0 && this.listenerCount('message') > 0) this.emitMessage(this.inbox.shift()!);
+      while (this.inbox.length > 0 && this.listening()) this.emitMessage(this.inbox.shift()!);
       return;
     }
     this.inbox.push(message);
@@ -805,7 +831,17 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   // ---- listener errors (issue 11 item 2): the session's, never the process's ----
   private emitMessage(message: Message): void {
-    emitCounted(this, 'message', [message], this.listenerOutcome);
+    callCounted(this, this.currentListeners(), [message], this.listenerOutcome);
+  }
+
+  /** The 'message' listeners now (a snapshot: never changed in place, replaced when they change). */
+  private currentListeners(): Listener[] {
+    return (this.messageListeners ??= this.rawListeners('message') as Listener[]);
+  }
+
+  /** True when a 'message' listener is registered. */
+  private listening(): boolean {
+    return this.currentListeners().length > 0;
   }
 
   /** A 'message' listener's outcome, async ones included, goes to the session's error policy. */
