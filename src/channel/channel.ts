@@ -539,9 +539,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private commitDirect(flags: number, requestId: number, length: number): void {
     this.assertOpen();
     this.io.commit!(tagOf(BodyKind.Inline, flags), requestId, length);
-    this.link.host.countOut(length + 8);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += length + 8;
+    this.countSent(length + 8);
   }
   // ── end in-place writes ──
 
@@ -706,10 +704,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       this.blocked = true;
       return false;
     }
-    const bytes = queued.body.byteLength + 8;
-    this.link.host.countOut(bytes);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += bytes;
+    this.countSent(queued.body.byteLength + 8);
     return true;
   }
 
@@ -728,6 +723,15 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     if (this.reservation !== undefined) throw new ShmxError('EBUSY', `channel ${this.id}: commit or cancel the reservation first`);
     if (this.blocked) return false;
     const host = this.link.host;
+    if (data instanceof Uint8Array && data.byteLength <= this.io.maxInline) {
+      // Small bytes, the common case, go inline as they are (what encodeBody would decide): nothing to allocate.
+      if (!this.io.write(tagOf(BodyKind.Inline, flags), requestId, data)) {
+        this.blocked = true;
+        return false;
+      }
+      this.countSent(data.byteLength + 8);
+      return true;
+    }
     if (!(data instanceof Uint8Array) && !(data instanceof Block)) {
       throw new TypeError('data must be a Uint8Array or an arena Block');
     }
@@ -741,10 +745,15 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       this.blocked = true;
       return false;
     }
-    host.countOut(body.byteLength + 8);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += body.byteLength + 8;
+    this.countSent(body.byteLength + 8);
     return true;
+  }
+
+  /** One message of `bytes` (envelope included) went out. */
+  private countSent(bytes: number): void {
+    this.link.host.countOut(bytes);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += bytes;
   }
 
   private deliver(tag: number, requestId: number, body: Uint8Array): void {
