@@ -561,7 +561,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal Delivers up to `limit` messages; returns how many. */
   pump(limit: number): number {
     if (!this.wantsMessages) return 0;
-    const n = this.io.read(limit, this.deliverBound);
+    // Without message views for a listener, every body is copied for the app: the transport copies a batch at once.
+    const n = this.io.read(limit, this.deliverBound, !this.views || !this.listening());
     if (this.wantsMessages) this.io.resume();
     return n;
   }
@@ -573,8 +574,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.link.consumerAppeared(this);
   }
 
-  private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array): void =>
-    this.deliver(tag, requestId, body);
+  private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array, owned?: boolean): void =>
+    this.deliver(tag, requestId, body, owned === true);
 
   /** @internal There may be room again: send what waits, in order; emit 'drain' (if owed) once all went out. */
   checkDrain(): void {
@@ -756,7 +757,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.counters.bytesOut += bytes;
   }
 
-  private deliver(tag: number, requestId: number, body: Uint8Array): void {
+  /** Delivers one record; `owned`: `body` is a private copy already (see Transport.read). */
+  private deliver(tag: number, requestId: number, body: Uint8Array, owned: boolean): void {
     const host = this.link.host;
     host.countIn(body.byteLength + 8);
     this.counters.messagesIn++;
@@ -765,6 +767,10 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     const replier = (tag & TAG_REQUEST) !== 0 ? this.replier : undefined;
     switch (kindOf(tag)) {
       case BodyKind.Inline: {
+        if (owned) {
+          message = new Message(body, undefined, requestId, replier, undefined);
+          break;
+        }
         // With message views on, a plain message for a 'message' listener (nobody awaits it later) is handed
         // over as a view of the ring: no copy, valid until the listener returns.
         if (this.views && (tag & (TAG_REQUEST | TAG_RESPONSE)) === 0 && this.waiters.length === 0 &&

@@ -25,6 +25,12 @@ const W_READ = 3;
 const W_WANT_DRAIN = 4;
 const RECORD_HEAD = 8;
 const WRAP = 0xffffffff;
+/**
+ * Copying reads take private copies of up to this many ring bytes at once: one copy per span of records instead
+ * of one per record. Below half of `Buffer.poolSize`, so `Buffer.allocUnsafe` serves a span from Node's pool:
+ * a body the app keeps pins what a small Buffer of its own would.
+ */
+const COPY_SPAN = 4088;
 
 /** Bytes a ring of `capacity` occupies in shared memory. */
 export function ringBytes(capacity: number): number {
@@ -71,6 +77,11 @@ export class Ring {
   private rd: number;
   /** Consumer side: the read count as we last published it. */
   private rdPublished: number;
+  /** Consumer: a request for room was granted during a read (see {@link takeEarlyGrant}). */
+  private earlyGrant = false;
+  /** Consumer, copying reads: the copy of the ring bytes copied last, from count `copiedFrom` on. */
+  private copy: Buffer | undefined;
+  private copiedFrom = 0;
   /** Set by {@link detach}: the memory is no longer ours; nothing is written to it any more. */
   private detached = false;
   /** Producer: records are written but the write count is published only by {@link publish} (see {@link hold}). */
@@ -265,11 +276,12 @@ export class Ring {
   /**
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
    * rest (valid until the read count is published: {@link publishRead}, which the caller does once its batch is
-   * over). Returns false when the ring is empty. A payload shorter than its prefix is reported with tag 0 (the
-   * channel rejects kind 0). After a {@link detach} (even one made by `visit` itself) nothing is written to the
-   * ring.
+   * over) — or, with `copy`, a private copy of it, the app's to keep (a view of a slab shared with the records
+   * around it, copied with them in one go). Returns false when the ring is empty. A payload shorter than its
+   * prefix is reported with tag 0 (the channel rejects kind 0). After a {@link detach} (even one made by `visit`
+   * itself) nothing is written to the ring.
    */
-  read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
+  read(visit: (tag: number, prefix: number, body: Uint8Array, copied: boolean) => void, copy = false): boolean {
     if (this.detached) return false;
     const read = this.rd >>> 0;
     // The producer's published count only grows: reload it (a cache line shared with the producer) only once
@@ -293,14 +305,39 @@ export class Ring {
     if (consumed + record > used || pos + record > this.capacity) {
       throw corrupt(`record of ${length} bytes runs past the published data`);
     }
-    const start = pos + RECORD_HEAD;
+    let start = pos + RECORD_HEAD;
+    // The head was read (and checked) in the ring; only the body may come from the copy.
+    const bytes = copy ? this.copied((read + consumed) | 0, pos, record, used - consumed) : this.data;
+    if (copy) start += ((read + consumed - this.copiedFrom) >>> 0) - pos;
     this.rd = (read + consumed + record) | 0;
     // A long batch gives space back as it goes, so that a producer waiting for room need not wait for its end.
     // The record being visited is not given back yet: a view of it must stay valid during the visit.
-    if (((read - this.rdPublished) >>> 0) >= this.capacity >>> 4) this.publishReadAt(read);
-    if (length < 4) visit(0, 0, this.data.subarray(start, start + length));
-    else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(start, true), this.data.subarray(start + 4, start + length));
+    if (((read - this.rdPublished) >>> 0) >= this.capacity >>> 4) {
+      this.publishReadAt(read);
+      // Once half the ring is free, a producer waiting for room is woken now: it refills while we read on,
+      // instead of both taking turns across a wake-up. Less than half stays for the batch's end (see read's
+      // caller), so that a wake-up brings the producer a good share of the ring, not one record's room.
+      if (this.takeDrainRequest(this.capacity >>> 1)) this.earlyGrant = true;
+    }
+    if (length < 4) visit(0, 0, bytes.subarray(start, start + length), copy);
+    else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(pos + RECORD_HEAD, true), bytes.subarray(start + 4, start + length), copy);
     return true;
+  }
+
+  /**
+   * Consumer: a private copy holding the record at count `at` (ring position `pos`, `record` bytes, `ahead` bytes
+   * published from there, all checked), starting at count {@link copiedFrom}. Copies the record and what follows
+   * it up to the ring's end, the published bytes or {@link COPY_SPAN}, unless the last copy holds it already.
+   */
+  private copied(at: number, pos: number, record: number, ahead: number): Buffer {
+    const copy = this.copy;
+    if (copy !== undefined && ((at - this.copiedFrom) >>> 0) + record <= copy.byteLength) return copy;
+    const span = Math.max(record, Math.min(ahead, this.capacity - pos, COPY_SPAN));
+    const fresh = Buffer.allocUnsafe(span);
+    fresh.set(this.data.subarray(pos, pos + span));
+    this.copy = fresh;
+    this.copiedFrom = at;
+    return fresh;
   }
 
   /**
@@ -342,7 +379,8 @@ export class Ring {
     if (this.detached) return;
     this.rd = Atomics.load(this.words, W_READ);
     this.rdPublished = this.rd | 0;
-    this.wrSeen = this.rd; // forces a fresh load of the write count on the next read
+    this.wrSeen = this.rd;
+    this.copy = undefined; // forces a fresh load of the write count on the next read
   }
 
   /** The memory is about to be released: from now on this end neither reads nor writes it. Idempotent. */
@@ -354,14 +392,25 @@ export class Ring {
    * Consumer, after publishing its read count: true (once) when the producer waits for room and the room it
    * asked for is there now. A request the free space does not cover yet stays for a later look — waking the
    * producer early would only make it ask again. A garbage request (more than the ring holds) is never
-   * granted: that only stalls the producer that wrote it.
+   * granted: that only stalls the producer that wrote it. `atLeast`: grant only once that much is free, too.
    */
-  takeDrainRequest(): boolean {
+  takeDrainRequest(atLeast = 0): boolean {
     if (this.detached) return false;
     const wanted = Atomics.load(this.words, W_WANT_DRAIN);
     if (wanted === 0) return false;
-    const used = (Atomics.load(this.words, W_WRITE) - this.rd) >>> 0;
-    if (used > this.capacity || wanted < 0 || wanted > this.capacity - used) return false;
+    // The room the producer can see: up to the read count we published.
+    const used = (Atomics.load(this.words, W_WRITE) - this.rdPublished) >>> 0;
+    if (used > this.capacity || wanted < 0 || Math.max(wanted, atLeast) > this.capacity - used) return false;
     return Atomics.compareExchange(this.words, W_WANT_DRAIN, wanted, 0) === wanted;
+  }
+
+  /**
+   * Consumer: true (once) when a {@link read} granted a waiting producer's request for room along the way — half
+   * the ring was free: the caller rings the producer.
+   */
+  takeEarlyGrant(): boolean {
+    if (!this.earlyGrant) return false;
+    this.earlyGrant = false;
+    return true;
   }
 }

@@ -85,10 +85,13 @@ export class ShmTransport implements Transport {
     this.out.cancel();
   }
 
-  read(limit: number, deliver: RecordVisitor): number {
+  read(limit: number, deliver: RecordVisitor, copies = false): number {
     let n = 0;
     try {
-      while (n < limit && !this.stopped && this.in.read(deliver)) n++;
+      while (n < limit && !this.stopped && this.in.read(deliver, copies)) {
+        n++;
+        if (this.in.takeEarlyGrant()) this.waker.ringPeer();
+      }
     } finally {
       // One store of the read count per batch (see Ring.publishRead); a corrupt ring still gives back what was read.
       this.in.publishRead();
