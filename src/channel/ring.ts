@@ -70,15 +70,13 @@ export class Ring {
   /**
    * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here: a
    * record is consumed (locally) before its visit runs, so a visit that ends the channel and drains the rest
-   * (see {@link drain}) starts after it. It is published by {@link publishRead} — once per batch, or once a
-   * sixteenth of the ring was read, not per record: the read and write counts share a cache line, and a store
-   * per record made the two cores take it from each other for every message.
+   * (see {@link drain}) starts after it. It is published by {@link publishRead} and {@link giveBack} — once per
+   * batch, or once a sixteenth of the ring was read, not per record: the read and write counts share a cache
+   * line, and a store per record made the two cores take it from each other for every message.
    */
   private rd: number;
   /** Consumer side: the read count as we last published it. */
   private rdPublished: number;
-  /** Consumer: a request for room was granted during a read (see {@link takeEarlyGrant}). */
-  private earlyGrant = false;
   /** Consumer, copying reads: the copy of the ring bytes copied last, from count `copiedFrom` on. */
   private copy: Buffer | undefined;
   private copiedFrom = 0;
@@ -275,9 +273,9 @@ export class Ring {
 
   /**
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
-   * rest (valid until the read count is published: {@link publishRead}, which the caller does once its batch is
-   * over) — or, with `copy`, a private copy of it, the app's to keep (a view of a slab shared with the records
-   * around it, copied with them in one go). Returns false when the ring is empty. A payload shorter than its
+   * rest (valid until the read count is published: {@link publishRead} or {@link giveBack}, which the caller
+   * does between records and once its batch is over) — or, with `copy`, a private copy of it, the app's to keep
+   * (a view of a copy shared with the records around it, copied with them in one go). Returns false when the ring is empty. A payload shorter than its
    * prefix is reported with tag 0 (the channel rejects kind 0). After a {@link detach} (even one made by `visit`
    * itself) nothing is written to the ring.
    */
@@ -310,15 +308,6 @@ export class Ring {
     const bytes = copy ? this.copied((read + consumed) | 0, pos, record, used - consumed) : this.data;
     if (copy) start += ((read + consumed - this.copiedFrom) >>> 0) - pos;
     this.rd = (read + consumed + record) | 0;
-    // A long batch gives space back as it goes, so that a producer waiting for room need not wait for its end.
-    // The record being visited is not given back yet: a view of it must stay valid during the visit.
-    if (((read - this.rdPublished) >>> 0) >= this.capacity >>> 4) {
-      this.publishReadAt(read);
-      // Once half the ring is free, a producer waiting for room is woken now: it refills while we read on,
-      // instead of both taking turns across a wake-up. Less than half stays for the batch's end (see read's
-      // caller), so that a wake-up brings the producer a good share of the ring, not one record's room.
-      if (this.takeDrainRequest(this.capacity >>> 1)) this.earlyGrant = true;
-    }
     if (length < 4) visit(0, 0, bytes.subarray(start, start + length), copy);
     else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(pos + RECORD_HEAD, true), bytes.subarray(start + 4, start + length), copy);
     return true;
@@ -346,14 +335,23 @@ export class Ring {
    * drain inside it). Never after {@link detach}.
    */
   publishRead(): void {
-    this.publishReadAt(this.rd);
-  }
-
-  private publishReadAt(count: number): void {
-    const c = count | 0;
+    const c = this.rd | 0;
     if (this.detached || c === this.rdPublished) return;
     this.rdPublished = c;
     Atomics.store(this.words, W_READ, c);
+  }
+
+  /**
+   * Consumer, between two reads of a long batch: gives the space read so far back once it is a sixteenth of the
+   * ring, so that a producer waiting for room need not wait for the batch's end. Returns true when that granted
+   * the producer's request for room — only once half the ring is free: it refills while we read on, instead of
+   * both taking turns across a wake-up, and a wake-up brings it a good share of the ring, not one record's room
+   * (less stays for the batch's end, {@link takeDrainRequest}). The caller rings the producer.
+   */
+  giveBack(): boolean {
+    if (((this.rd - this.rdPublished) >>> 0) < this.capacity >>> 4) return false;
+    this.publishRead();
+    return this.takeDrainRequest(this.capacity >>> 1);
   }
 
   /**
@@ -379,8 +377,8 @@ export class Ring {
     if (this.detached) return;
     this.rd = Atomics.load(this.words, W_READ);
     this.rdPublished = this.rd | 0;
-    this.wrSeen = this.rd;
-    this.copy = undefined; // forces a fresh load of the write count on the next read
+    this.wrSeen = this.rd; // forces a fresh load of the write count on the next read
+    this.copy = undefined; // what was copied before says nothing about what is read from here
   }
 
   /** The memory is about to be released: from now on this end neither reads nor writes it. Idempotent. */
@@ -402,15 +400,5 @@ export class Ring {
     const used = (Atomics.load(this.words, W_WRITE) - this.rdPublished) >>> 0;
     if (used > this.capacity || wanted < 0 || Math.max(wanted, atLeast) > this.capacity - used) return false;
     return Atomics.compareExchange(this.words, W_WANT_DRAIN, wanted, 0) === wanted;
-  }
-
-  /**
-   * Consumer: true (once) when a {@link read} granted a waiting producer's request for room along the way — half
-   * the ring was free: the caller rings the producer.
-   */
-  takeEarlyGrant(): boolean {
-    if (!this.earlyGrant) return false;
-    this.earlyGrant = false;
-    return true;
   }
 }

@@ -90,7 +90,7 @@ export class ShmTransport implements Transport {
     try {
       while (n < limit && !this.stopped && this.in.read(deliver, copies)) {
         n++;
-        if (this.in.takeEarlyGrant()) this.waker.ringPeer();
+        if (this.in.giveBack()) this.waker.ringPeer(); // a long batch gives space back as it goes
       }
     } finally {
       // One store of the read count per batch (see Ring.publishRead); a corrupt ring still gives back what was read.
