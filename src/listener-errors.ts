@@ -27,30 +27,62 @@ export interface ListenerOutcome {
  * Returns false when there was no listener.
  */
 export function emitCounted(emitter: EventEmitter, event: string, args: unknown[], outcome: ListenerOutcome): boolean {
-  const listeners = emitter.rawListeners(event) as Array<(...a: unknown[]) => unknown>;
+  const listeners = emitter.rawListeners(event) as Listener[];
   if (listeners.length === 0) return false;
-  let pending = 0;
+  callCounted(emitter, listeners, args, outcome);
+  return true;
+}
+
+/** A listener as `rawListeners` returns it (`once` wrappers included). */
+export type Listener = (...a: unknown[]) => unknown;
+
+/**
+ * {@link emitCounted} over a list of listeners the caller already has (a snapshot it keeps while the listeners do
+ * not change: the channel's per-message path). Allocates nothing unless a listener returns a promise.
+ */
+export function callCounted(emitter: EventEmitter, listeners: readonly Listener[], args: unknown[], outcome: ListenerOutcome): void {
+  let pending: PendingOutcome | undefined;
   let failed = false;
-  const settledOk = () => {
-    if (--pending === 0 && !failed) outcome.success();
-  };
-  const settledBad = (err: unknown) => {
-    failed = true;
-    outcome.error(err);
-  };
-  for (const listener of listeners) {
+  for (let i = 0; i < listeners.length; i++) {
     let result: unknown;
     try {
-      result = listener.apply(emitter, args);
+      result = listeners[i]!.apply(emitter, args);
     } catch (err) {
-      settledBad(err);
+      failed = true;
+      outcome.error(err);
       continue;
     }
     if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
-      pending++;
-      (result as PromiseLike<unknown>).then(settledOk, settledBad);
+      (pending ??= new PendingOutcome(outcome)).follow(result as PromiseLike<unknown>);
     }
   }
-  if (pending === 0 && !failed) outcome.success();
-  return true;
+  if (pending !== undefined) pending.called(failed);
+  else if (!failed) outcome.success();
+}
+
+/** The outcome of an emission some of whose listeners returned promises: success once all of them resolved. */
+class PendingOutcome {
+  /** Promises not settled yet, plus 1 until every listener was called. */
+  private pending = 1;
+  private failed = false;
+
+  constructor(private readonly outcome: ListenerOutcome) {}
+
+  follow(result: PromiseLike<unknown>): void {
+    this.pending++;
+    result.then(() => this.settled(), (err: unknown) => {
+      this.failed = true;
+      this.outcome.error(err);
+    });
+  }
+
+  /** Every listener was called; `failed`: one of them threw. */
+  called(failed: boolean): void {
+    if (failed) this.failed = true;
+    this.settled();
+  }
+
+  private settled(): void {
+    if (--this.pending === 0 && !this.failed) this.outcome.success();
+  }
 }

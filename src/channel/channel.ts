@@ -8,7 +8,7 @@ import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
 import { diag } from '../diagnostics.js';
 import '../dispose.js';
-import { emitCounted, REJECTION, type ListenerOutcome } from '../listener-errors.js';
+import { callCounted, REJECTION, type Listener, type ListenerOutcome } from '../listener-errors.js';
 import { abortError, checkAbortOptions, waitInQueue, watchCancel, type AbortOptions } from '../abort.js';
 import { AbortError, ShmxError } from '../errors.js';
 import { borrowBody, deliverSpilled, encodeBody, takeBackLend } from './body.js';
@@ -117,6 +117,11 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private needDrain = false;
   // ---- end send side state ----
   private closeReason: CloseReason | undefined;
+  /**
+   * The 'message' listeners as `rawListeners` gave them, kept until they change (undefined: look again): per
+   * message, a copy of the listener list and a count of it cost more than the rest of delivering a small message.
+   */
+  private messageListeners: Listener[] | undefined;
   private views = false;
   /** The open reservation ({@link reserve}): a view of the ring (`direct`) or a buffer sent on commit. */
   private reservation: { view: Uint8Array; direct: boolean } | undefined;
@@ -130,18 +135,39 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.transport = transport.kind;
     this.metadata = metadata;
     this.init = init;
-    (this as EventEmitter).on('newListener', (event: string) => {
-      if (event === 'message') {
-        queueMicrotask(() => {
-          // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
-          while (this.inbox.length > 0 && this.listenerCount('message') > 0 && this.waiters.length === 0) {
-            this.emitMessage(this.inbox.shift()!);
-          }
-          this.consumerAppeared();
-        });
-      }
-    });
+    this.watchListeners();
     if (diag.channelOpen.hasSubscribers) diag.channelOpen.publish(this.diagnosticsRef());
+  }
+
+  /** Follows the 'message' listeners (see {@link messageListeners}); idempotent. */
+  private watchListeners(): void {
+    const self = this as EventEmitter;
+    if (!self.listeners('newListener').includes(this.onNewListener)) self.on('newListener', this.onNewListener);
+    if (!self.listeners('removeListener').includes(this.onRemoveListener)) self.on('removeListener', this.onRemoveListener);
+  }
+
+  private readonly onNewListener = (event: string | symbol): void => {
+    if (event !== 'message') return;
+    this.messageListeners = undefined;
+    queueMicrotask(() => {
+      // Messages that arrived while nobody listened (a listener removed mid-batch, say) come first.
+      while (this.inbox.length > 0 && this.listening() && this.waiters.length === 0) {
+        this.emitMessage(this.inbox.shift()!);
+      }
+      this.consumerAppeared();
+    });
+  };
+
+  private readonly onRemoveListener = (event: string | symbol): void => {
+    if (event === 'message') this.messageListeners = undefined;
+  };
+
+  /** As EventEmitter's; the channel goes on following its 'message' listeners (it removes its own watch too). */
+  override removeAllListeners(...args: Parameters<EventEmitter<ChannelEvents>['removeAllListeners']>): this {
+    super.removeAllListeners(...args);
+    this.messageListeners = undefined;
+    this.watchListeners();
+    return this;
   }
 
   // ── extras (issue 11 item 6) ──
@@ -513,9 +539,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private commitDirect(flags: number, requestId: number, length: number): void {
     this.assertOpen();
     this.io.commit!(tagOf(BodyKind.Inline, flags), requestId, length);
-    this.link.host.countOut(length + 8);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += length + 8;
+    this.countSent(length + 8);
   }
   // ── end in-place writes ──
 
@@ -524,7 +548,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal True when someone will take messages now; otherwise they stay in the transport. */
   get wantsMessages(): boolean {
     if (this.closeReason !== undefined) return false;
-    if (this.listenerCount('message') > 0) return true;
+    if (this.listening()) return true;
     // Replies must get through to pending requests even when nobody listens for other messages.
     return (this.iterators > 0 || this.requests.size > 0) && this.inbox.length < ITERATOR_BUFFER;
   }
@@ -537,7 +561,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /** @internal Delivers up to `limit` messages; returns how many. */
   pump(limit: number): number {
     if (!this.wantsMessages) return 0;
-    const n = this.io.read(limit, this.deliverBound);
+    // Without message views for a listener, every body is copied for the app: the transport copies a batch at once.
+    const n = this.io.read(limit, this.deliverBound, !this.views || !this.listening());
     if (this.wantsMessages) this.io.resume();
     return n;
   }
@@ -549,8 +574,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.link.consumerAppeared(this);
   }
 
-  private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array): void =>
-    this.deliver(tag, requestId, body);
+  private readonly deliverBound = (tag: number, requestId: number, body: Uint8Array, owned?: boolean): void =>
+    this.deliver(tag, requestId, body, owned === true);
 
   /** @internal There may be room again: send what waits, in order; emit 'drain' (if owed) once all went out. */
   checkDrain(): void {
@@ -680,10 +705,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       this.blocked = true;
       return false;
     }
-    const bytes = queued.body.byteLength + 8;
-    this.link.host.countOut(bytes);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += bytes;
+    this.countSent(queued.body.byteLength + 8);
     return true;
   }
 
@@ -702,6 +724,15 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     if (this.reservation !== undefined) throw new ShmxError('EBUSY', `channel ${this.id}: commit or cancel the reservation first`);
     if (this.blocked) return false;
     const host = this.link.host;
+    if (data instanceof Uint8Array && data.byteLength <= this.io.maxInline) {
+      // Small bytes, the common case, go inline as they are (what encodeBody would decide): nothing to allocate.
+      if (!this.io.write(tagOf(BodyKind.Inline, flags), requestId, data)) {
+        this.blocked = true;
+        return false;
+      }
+      this.countSent(data.byteLength + 8);
+      return true;
+    }
     if (!(data instanceof Uint8Array) && !(data instanceof Block)) {
       throw new TypeError('data must be a Uint8Array or an arena Block');
     }
@@ -715,13 +746,19 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       this.blocked = true;
       return false;
     }
-    host.countOut(body.byteLength + 8);
-    this.counters.messagesOut++;
-    this.counters.bytesOut += body.byteLength + 8;
+    this.countSent(body.byteLength + 8);
     return true;
   }
 
-  private deliver(tag: number, requestId: number, body: Uint8Array): void {
+  /** One message of `bytes` (envelope included) went out. */
+  private countSent(bytes: number): void {
+    this.link.host.countOut(bytes);
+    this.counters.messagesOut++;
+    this.counters.bytesOut += bytes;
+  }
+
+  /** Delivers one record; `owned`: `body` is a private copy already (see Transport.read). */
+  private deliver(tag: number, requestId: number, body: Uint8Array, owned: boolean): void {
     const host = this.link.host;
     host.countIn(body.byteLength + 8);
     this.counters.messagesIn++;
@@ -730,10 +767,14 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     const replier = (tag & TAG_REQUEST) !== 0 ? this.replier : undefined;
     switch (kindOf(tag)) {
       case BodyKind.Inline: {
+        if (owned) {
+          message = new Message(body, undefined, requestId, replier, undefined);
+          break;
+        }
         // With message views on, a plain message for a 'message' listener (nobody awaits it later) is handed
         // over as a view of the ring: no copy, valid until the listener returns.
         if (this.views && (tag & (TAG_REQUEST | TAG_RESPONSE)) === 0 && this.waiters.length === 0 &&
-          this.listenerCount('message') > 0) {
+          this.listening()) {
           message = new Message(body, undefined, requestId, undefined, undefined);
           break;
         }
@@ -790,14 +831,14 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       waiter({ value: message, done: false });
       return;
     }
-    if (this.listenerCount('message') > 0) {
+    if (this.listening()) {
       if (this.inbox.length === 0) {
         this.emitMessage(message);
         return;
       }
       // Earlier messages still wait in the inbox (they came while nobody listened): they go first.
       this.inbox.push(message);
-      while (this.inbox.length > 0 && this.listenerCount('message') > 0) this.emitMessage(this.inbox.shift()!);
+      while (this.inbox.length > 0 && this.listening()) this.emitMessage(this.inbox.shift()!);
       return;
     }
     this.inbox.push(message);
@@ -805,7 +846,17 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   // ---- listener errors (issue 11 item 2): the session's, never the process's ----
   private emitMessage(message: Message): void {
-    emitCounted(this, 'message', [message], this.listenerOutcome);
+    callCounted(this, this.currentListeners(), [message], this.listenerOutcome);
+  }
+
+  /** The 'message' listeners now (a snapshot: never changed in place, replaced when they change). */
+  private currentListeners(): Listener[] {
+    return (this.messageListeners ??= this.rawListeners('message') as Listener[]);
+  }
+
+  /** True when a 'message' listener is registered. */
+  private listening(): boolean {
+    return this.currentListeners().length > 0;
   }
 
   /** A 'message' listener's outcome, async ones included, goes to the session's error policy. */

@@ -20,7 +20,9 @@ export class Message {
    * The payload. For a block message, and for a copied payload larger than the channel's `maxInline`, a view into
    * shared memory valid until {@link release} (a large copied payload is also let go when this view is
    * garbage-collected; past a quarter of the session arena held that way — half, for one payload held alone —
-   * it is delivered as a private copy).
+   * it is delivered as a private copy). A small copied payload is a private copy, a Buffer that may share its
+   * memory with other messages' (as small Buffers share Node's pool: messages that arrived together are copied
+   * together).
    */
   readonly bytes: Uint8Array;
   /** For a message sent as an arena Block: the borrowed block. Release it when done (or the session will). */

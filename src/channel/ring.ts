@@ -25,6 +25,12 @@ const W_READ = 3;
 const W_WANT_DRAIN = 4;
 const RECORD_HEAD = 8;
 const WRAP = 0xffffffff;
+/**
+ * Copying reads take private copies of up to this many ring bytes at once: one copy per span of records instead
+ * of one per record. Below half of `Buffer.poolSize`, so `Buffer.allocUnsafe` serves a span from Node's pool:
+ * a body the app keeps pins what a small Buffer of its own would.
+ */
+const COPY_SPAN = 4088;
 
 /** Bytes a ring of `capacity` occupies in shared memory. */
 export function ringBytes(capacity: number): number {
@@ -62,11 +68,18 @@ export class Ring {
   /** Consumer side: the producer's write count as we last loaded it. */
   private wrSeen: number;
   /**
-   * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here and
-   * publish it after each record: a record is consumed (locally) before its visit runs, so a visit that ends
-   * the channel and drains the rest (see {@link drain}) starts after it.
+   * Consumer side: our read count. We are the only writer of the shared read count, so we keep it here: a
+   * record is consumed (locally) before its visit runs, so a visit that ends the channel and drains the rest
+   * (see {@link drain}) starts after it. It is published by {@link publishRead} and {@link giveBack} — once per
+   * batch, or once a sixteenth of the ring was read, not per record: the read and write counts share a cache
+   * line, and a store per record made the two cores take it from each other for every message.
    */
   private rd: number;
+  /** Consumer side: the read count as we last published it. */
+  private rdPublished: number;
+  /** Consumer, copying reads: the copy of the ring bytes copied last, from count `copiedFrom` on. */
+  private copy: Buffer | undefined;
+  private copiedFrom = 0;
   /** Set by {@link detach}: the memory is no longer ours; nothing is written to it any more. */
   private detached = false;
   /** Producer: records are written but the write count is published only by {@link publish} (see {@link hold}). */
@@ -95,6 +108,7 @@ export class Ring {
     this.capacity = capacity;
     this.mask = capacity - 1;
     this.rd = Atomics.load(this.words, W_READ);
+    this.rdPublished = this.rd | 0;
     this.wr = Atomics.load(this.words, W_WRITE);
     this.rdSeen = this.rd;
     this.wrSeen = this.rd;
@@ -259,11 +273,13 @@ export class Ring {
 
   /**
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
-   * rest (valid only during the call: the space is reused once we return). Returns false when the ring is
-   * empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0). After a
-   * {@link detach} (even one made by `visit` itself) nothing is written to the ring.
+   * rest (valid until the read count is published: {@link publishRead} or {@link giveBack}, which the caller
+   * does between records and once its batch is over) — or, with `copy`, a private copy of it, the app's to keep
+   * (a view of a copy shared with the records around it, copied with them in one go). Returns false when the ring is empty. A payload shorter than its
+   * prefix is reported with tag 0 (the channel rejects kind 0). After a {@link detach} (even one made by `visit`
+   * itself) nothing is written to the ring.
    */
-  read(visit: (tag: number, prefix: number, body: Uint8Array) => void): boolean {
+  read(visit: (tag: number, prefix: number, body: Uint8Array, copied: boolean) => void, copy = false): boolean {
     if (this.detached) return false;
     const read = this.rd >>> 0;
     // The producer's published count only grows: reload it (a cache line shared with the producer) only once
@@ -287,13 +303,55 @@ export class Ring {
     if (consumed + record > used || pos + record > this.capacity) {
       throw corrupt(`record of ${length} bytes runs past the published data`);
     }
-    const start = pos + RECORD_HEAD;
+    let start = pos + RECORD_HEAD;
+    // The head was read (and checked) in the ring; only the body may come from the copy.
+    const bytes = copy ? this.copied((read + consumed) | 0, pos, record, used - consumed) : this.data;
+    if (copy) start += ((read + consumed - this.copiedFrom) >>> 0) - pos;
     this.rd = (read + consumed + record) | 0;
-    if (length < 4) visit(0, 0, this.data.subarray(start, start + length));
-    else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(start, true), this.data.subarray(start + 4, start + length));
-    // Publishing the read count gives the space back. `rd` may have moved on (a drain inside the visit).
-    if (!this.detached) Atomics.store(this.words, W_READ, this.rd);
+    if (length < 4) visit(0, 0, bytes.subarray(start, start + length), copy);
+    else visit(this.view.getUint32(pos + 4, true), this.view.getUint32(pos + RECORD_HEAD, true), bytes.subarray(start + 4, start + length), copy);
     return true;
+  }
+
+  /**
+   * Consumer: a private copy holding the record at count `at` (ring position `pos`, `record` bytes, `ahead` bytes
+   * published from there, all checked), starting at count {@link copiedFrom}. Copies the record and what follows
+   * it up to the ring's end, the published bytes or {@link COPY_SPAN}, unless the last copy holds it already.
+   */
+  private copied(at: number, pos: number, record: number, ahead: number): Buffer {
+    const copy = this.copy;
+    if (copy !== undefined && ((at - this.copiedFrom) >>> 0) + record <= copy.byteLength) return copy;
+    const span = Math.max(record, Math.min(ahead, this.capacity - pos, COPY_SPAN));
+    const fresh = Buffer.allocUnsafe(span);
+    fresh.set(this.data.subarray(pos, pos + span));
+    this.copy = fresh;
+    this.copiedFrom = at;
+    return fresh;
+  }
+
+  /**
+   * Consumer: gives back the space of every record read so far (stores the read count). Views of those records
+   * are invalid from here on. Call it when a batch of reads is over. `rd` may have moved on during a visit (a
+   * drain inside it). Never after {@link detach}.
+   */
+  publishRead(): void {
+    const c = this.rd | 0;
+    if (this.detached || c === this.rdPublished) return;
+    this.rdPublished = c;
+    Atomics.store(this.words, W_READ, c);
+  }
+
+  /**
+   * Consumer, between two reads of a long batch: gives the space read so far back once it is a sixteenth of the
+   * ring, so that a producer waiting for room need not wait for the batch's end. Returns true when that granted
+   * the producer's request for room — only once half the ring is free: it refills while we read on, instead of
+   * both taking turns across a wake-up, and a wake-up brings it a good share of the ring, not one record's room
+   * (less stays for the batch's end, {@link takeDrainRequest}). The caller rings the producer.
+   */
+  giveBack(): boolean {
+    if (((this.rd - this.rdPublished) >>> 0) < this.capacity >>> 4) return false;
+    this.publishRead();
+    return this.takeDrainRequest(this.capacity >>> 1);
   }
 
   /**
@@ -303,7 +361,11 @@ export class Ring {
    */
   drain(visit: (tag: number, prefix: number, body: Uint8Array) => void): number {
     let n = 0;
-    while (this.read(visit)) n++;
+    try {
+      while (this.read(visit)) n++;
+    } finally {
+      this.publishRead();
+    }
     return n;
   }
 
@@ -314,7 +376,9 @@ export class Ring {
   takeOverReading(): void {
     if (this.detached) return;
     this.rd = Atomics.load(this.words, W_READ);
+    this.rdPublished = this.rd | 0;
     this.wrSeen = this.rd; // forces a fresh load of the write count on the next read
+    this.copy = undefined; // what was copied before says nothing about what is read from here
   }
 
   /** The memory is about to be released: from now on this end neither reads nor writes it. Idempotent. */
@@ -326,14 +390,15 @@ export class Ring {
    * Consumer, after publishing its read count: true (once) when the producer waits for room and the room it
    * asked for is there now. A request the free space does not cover yet stays for a later look — waking the
    * producer early would only make it ask again. A garbage request (more than the ring holds) is never
-   * granted: that only stalls the producer that wrote it.
+   * granted: that only stalls the producer that wrote it. `atLeast`: grant only once that much is free, too.
    */
-  takeDrainRequest(): boolean {
+  takeDrainRequest(atLeast = 0): boolean {
     if (this.detached) return false;
     const wanted = Atomics.load(this.words, W_WANT_DRAIN);
     if (wanted === 0) return false;
-    const used = (Atomics.load(this.words, W_WRITE) - this.rd) >>> 0;
-    if (used > this.capacity || wanted < 0 || wanted > this.capacity - used) return false;
+    // The room the producer can see: up to the read count we published.
+    const used = (Atomics.load(this.words, W_WRITE) - this.rdPublished) >>> 0;
+    if (used > this.capacity || wanted < 0 || Math.max(wanted, atLeast) > this.capacity - used) return false;
     return Atomics.compareExchange(this.words, W_WANT_DRAIN, wanted, 0) === wanted;
   }
 }

@@ -85,9 +85,17 @@ export class ShmTransport implements Transport {
     this.out.cancel();
   }
 
-  read(limit: number, deliver: RecordVisitor): number {
+  read(limit: number, deliver: RecordVisitor, copies = false): number {
     let n = 0;
-    while (n < limit && !this.stopped && this.in.read(deliver)) n++;
+    try {
+      while (n < limit && !this.stopped && this.in.read(deliver, copies)) {
+        n++;
+        if (this.in.giveBack()) this.waker.ringPeer(); // a long batch gives space back as it goes
+      }
+    } finally {
+      // One store of the read count per batch (see Ring.publishRead); a corrupt ring still gives back what was read.
+      this.in.publishRead();
+    }
     if (!this.stopped && this.in.takeDrainRequest()) this.waker.ringPeer();
     return n;
   }

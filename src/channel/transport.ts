@@ -8,8 +8,11 @@
 
 export type TransportKind = 'shm' | 'mq' | 'socket';
 
-/** Sees one record: its tag, request id and body (valid only during the call). */
-export type RecordVisitor = (tag: number, requestId: number, body: Uint8Array) => void;
+/**
+ * Sees one record: its tag, request id and body — valid only during the call, unless `owned`: a private copy (a
+ * transport asked for copies, see {@link Transport.read}, says so).
+ */
+export type RecordVisitor = (tag: number, requestId: number, body: Uint8Array, owned?: boolean) => void;
 
 export interface Transport {
   readonly kind: TransportKind;
@@ -19,9 +22,11 @@ export interface Transport {
   write(tag: number, requestId: number, body: Uint8Array): boolean;
   /**
    * Delivers up to `limit` waiting messages; `body` is valid only during the call. Returns how many. Stops
-   * after the current message once `stop()` was called, even from inside `deliver`.
+   * after the current message once `stop()` was called, even from inside `deliver`. `copies`: the caller will
+   * copy every body anyway — a transport that can copy a batch more cheaply than record by record (shm) hands
+   * over private copies instead, marked `owned`; others ignore it.
    */
-  read(limit: number, deliver: RecordVisitor): number;
+  read(limit: number, deliver: RecordVisitor, copies?: boolean): number;
   /** True when a message is waiting. */
   readonly readable: boolean;
   /** After a write returned false: true once there may be room again. */

@@ -28,4 +28,36 @@ describe('message listeners', () => {
     expect(got).toEqual(Array.from({ length: 20 }, (_, i) => i));
     await finishPeer(peer, session, serverApp);
   });
+
+  it('delivers to the listeners of the moment however they come and go (the channel keeps a snapshot of them)', async () => {
+    const { peer, session, serverApp } = await withPeer();
+    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    const got: string[] = [];
+    let arrived: () => void = () => {};
+    const listener = (label: string) => (m: { bytes: Uint8Array }) => {
+      got.push(`${label}${m.bytes[0]}`);
+      arrived();
+    };
+    const echo = (i: number) => {
+      const back = new Promise<void>((resolve) => (arrived = resolve));
+      channel.send(Buffer.from([i]));
+      return back;
+    };
+    channel.on('message', listener('a'));
+    await echo(0);
+    channel.removeAllListeners(); // every event, the channel's own watch of its listeners included
+    channel.once('message', listener('b'));
+    await echo(1);
+    const c = listener('c');
+    channel.on('message', c);
+    await echo(2);
+    channel.off('message', c);
+    channel.on('message', listener('d'));
+    await echo(3);
+    channel.removeAllListeners('message');
+    channel.on('message', listener('e'));
+    await echo(4);
+    expect(got).toEqual(['a0', 'b1', 'c2', 'd3', 'e4']);
+    await finishPeer(peer, session, serverApp);
+  });
 });

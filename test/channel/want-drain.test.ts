@@ -61,6 +61,21 @@ describe('want-drain', () => {
     expect(p.writer.writable).toBe(true);
   });
 
+  it('a long batch wakes a waiting producer as soon as half the ring is free, not at its end', () => {
+    const p = pair();
+    let n = 0;
+    while (p.writer.write(1, 0, small)) n++;
+    expect(p.writer.write(1, 0, small)).toBe(false); // the producer waits for one record's room
+    const wakesAt: number[] = [];
+    expect(p.reader.read(1000, () => wakesAt.push(p.wakes()))).toBe(n);
+    // Not after one record's room (a wake-up per record), and before the batch ended: while half was left.
+    const first = wakesAt.indexOf(1);
+    expect(first).toBeGreaterThanOrEqual(n / 2);
+    expect(first).toBeLessThan(n - n / 4);
+    expect(p.wakes()).toBe(1);
+    expect(p.writer.writable).toBe(true);
+  });
+
   it('a request more than the ring holds (a hostile producer) is never granted', () => {
     const p = pair();
     Atomics.store(p.words, W_WANT_DRAIN, CAPACITY + 1);
