@@ -169,7 +169,7 @@ export class Session extends EventEmitter<SessionEvents> {
     socket.on('drain', () => this.mux.onSocketDrain());
     this.stopKeepAlive = onKeepAliveTick(parts.keepAlive.intervalMs, () => this.tick());
     // Frames that arrived with the last handshake frame belong to the open session.
-    if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
+    if (parts.early.length > 0) queueMicrotask(() => this.onFrames(parts.early));
     if (diag.sessionOpen.hasSubscribers) {
       const { app, pid, uid, gid } = parts.peer;
       diag.sessionOpen.publish({ ...this.diagnosticsRef(), peer: { app, pid, uid, gid }, handshakeMs: parts.handshakeMs });
@@ -432,7 +432,13 @@ export class Session extends EventEmitter<SessionEvents> {
       this.fault('protocol-error', err);
       return;
     }
+    this.onFrames(frames);
+  }
+
+  /** Handles the frames of one chunk, then delivers what they brought socket channels. */
+  private onFrames(frames: Array<{ type: FrameType; payload: Buffer }>): void {
     for (const f of frames) this.onFrame(f.type, f.payload);
+    if (this.current === 'open') this.mux.deliverArrivals();
   }
 
   private onFrame(type: FrameType, payload: Buffer): void {

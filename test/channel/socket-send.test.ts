@@ -1,7 +1,7 @@
 /**
- * The socket transport's sending side: the frames of one tick leave the session socket in one write, each with
- * the bytes it had when it was sent (the caller may reuse its buffer at once); credit for a consumed message goes
- * out before the app's answer to it.
+ * The socket transport over the session socket: the frames of one tick leave in one write, each with the bytes it
+ * had when it was sent (the caller may reuse its buffer at once); what a read brings is delivered from that read's
+ * callback; credit for a consumed message goes out before the app's answer to it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
@@ -63,6 +63,20 @@ describe('socket channel sends', () => {
     }
     await all;
     expect(echoed).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    channel.close();
+  });
+});
+
+describe('socket channel delivery', () => {
+  it('delivers what a read of the session socket brought from that read\'s callback, not an event-loop turn later', async () => {
+    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+    await channel.request(Buffer.from('warm up'));
+    const counters = (session as unknown as { mux: { delivery: { counters: { loopTurns: number } } } }).mux.delivery.counters;
+    const turns = counters.loopTurns;
+    const n = 50;
+    for (let i = 0; i < n; i++) await channel.request(Buffer.from([i]));
+    // Each reply came in a read of the socket; none needed a setImmediate (a run past its 1 ms budget may).
+    expect(counters.loopTurns - turns).toBeLessThan(n / 2);
     channel.close();
   });
 });
