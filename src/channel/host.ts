@@ -30,7 +30,8 @@ export interface ChannelHost {
   /** pid of the peer process (kernel-verified). */
   readonly peerPid: number;
   /**
-   * Sends one channel frame, given as consecutive parts, on the master socket (no copy of the parts).
+   * Sends one channel frame, given as consecutive parts, on the master socket: a small frame is copied into one
+   * buffer (the parts may be reused at once), a large one is written without a copy.
    * `bulk` frames (socket-transport DATA) may be as large as `maxSocketMessage`; control frames are small.
    */
   sendChannelFrame(parts: Uint8Array[], bulk?: boolean): void;

@@ -104,6 +104,8 @@ export class ChannelMux implements ChannelLink {
   private accepting: { id: number; closed?: Transport } | undefined;
   private nextId = 1;
   private isClosed = false;
+  /** Socket-channel data came in the chunk being read (see {@link deliverArrivals}). */
+  private arrivals = false;
 
   /**
    * `wakeup` is this side's (made during the handshake), `peerWakeup` the peer's opaque hello from the handshake
@@ -125,7 +127,9 @@ export class ChannelMux implements ChannelLink {
     this.sockets = new SocketChannels(settings.maxSocketMessage, {
       sendOp: (op, id, parts, bulk) => host.sendChannelFrame([opHead(op, id), ...parts], bulk),
       masterWritable: () => host.masterWritable,
-      arrived: () => this.delivery.schedule(),
+      arrived: () => {
+        this.arrivals = true;
+      },
       credited: (id) => this.channels.get(id)?.checkDrain(),
       isOpen: (id) => this.channels.has(id),
       discardLate: (id, tag, requestId, body) =>
@@ -497,6 +501,16 @@ export class ChannelMux implements ChannelLink {
   private release(id: number, transport: Transport): void {
     this.sockets.forget(id, transport);
     transport.close();
+  }
+
+  /**
+   * The session read a chunk of its socket and handed over its frames: deliver what socket channels got, now —
+   * from the socket's own callback, as mq channels are from their queue's, not an event-loop turn later.
+   */
+  deliverArrivals(): void {
+    if (!this.arrivals) return;
+    this.arrivals = false;
+    this.delivery.onEvent();
   }
 
   /** The master socket drained: socket channels may send again. */

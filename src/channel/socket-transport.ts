@@ -95,10 +95,10 @@ export class SocketTransport implements Transport {
     for (; n < limit && !this.stopped && this.queued.length > 0; n++) {
       const m = this.queued.shift()!;
       this.consumed += m.body.byteLength + SOCKET_MESSAGE_COST;
+      // Credit goes out before the message is delivered, so it precedes what the app sends in answer: a sender
+      // whose next message needs this room (a large request) has it when the reply arrives, not a frame later.
+      if (this.peerWaiting || this.consumed >= SOCKET_WINDOW / 2) this.returnCredit();
       deliver(m.tag, m.requestId, m.body);
-    }
-    if (this.consumed > 0 && !this.stopped && (this.peerWaiting || this.consumed >= SOCKET_WINDOW / 2)) {
-      this.returnCredit();
     }
     return n;
   }

@@ -35,6 +35,19 @@ export function encodeFrameHeader(type: FrameType, length: number): Buffer {
   return head;
 }
 
+/** Builds one frame from consecutive parts whose lengths add up to `length`. */
+export function joinFrame(type: FrameType, parts: readonly Uint8Array[], length: number): Buffer {
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32LE(length, 0);
+  frame.writeUInt32LE(type, 4);
+  let at = HEADER_BYTES;
+  for (const p of parts) {
+    frame.set(p, at);
+    at += p.byteLength;
+  }
+  return frame;
+}
+
 /** Builds one frame. */
 export function encodeFrame(type: FrameType, payload?: Uint8Array): Buffer {
   const head = encodeFrameHeader(type, payload?.byteLength ?? 0);
@@ -54,10 +67,20 @@ export function protocolError(message: string): ShmxError {
 /**
  * Splits a byte stream into frames. Rejects unknown types, non-zero reserved bytes and payloads over the
  * limit of their type before buffering them, so a hostile peer cannot make us allocate without bound.
+ *
+ * A frame that lies whole in one chunk is handed out as a view of it. One that spans chunks gets a buffer of its
+ * exact size when its header arrives, and each chunk is copied into it as it comes, while it is hot in the cache:
+ * one copy per byte (gathering the chunks and joining them at the end cost a second pass over cold memory — for
+ * a 1 GiB socket-channel message, a second gigabyte too).
  */
 export class FrameReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** A header split across chunks: its first `headBytes` bytes. */
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headBytes = 0;
+  /** The frame being assembled, filled up to `filled`. */
+  private body: Buffer | undefined;
+  private bodyType: FrameType = FrameType.Ping;
+  private filled = 0;
   /** Limit for bulk frames (ChannelData); 0 while handshaking, when they are not allowed. */
   maxBulkPayload = 0;
 
@@ -65,43 +88,50 @@ export class FrameReader {
 
   /** Feeds bytes; returns the complete frames. Throws EPROTO on a malformed header. */
   push(chunk: Buffer): Array<{ type: FrameType; payload: Buffer }> {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
     const frames: Array<{ type: FrameType; payload: Buffer }> = [];
-    while (this.pendingBytes >= HEADER_BYTES) {
-      const head = this.peek(HEADER_BYTES);
-      const length = head.readUInt32LE(0);
-      const type = head[4]!;
-      if (!TYPES.has(type) || head[5] !== 0 || head[6] !== 0 || head[7] !== 0) {
+    const end = chunk.length;
+    let at = 0;
+    while (at < end) {
+      const body = this.body;
+      if (body !== undefined) {
+        const n = chunk.copy(body, this.filled, at, Math.min(end, at + body.length - this.filled));
+        this.filled += n;
+        at += n;
+        if (this.filled < body.length) break;
+        frames.push({ type: this.bodyType, payload: body });
+        this.body = undefined;
+        this.filled = 0;
+        continue;
+      }
+      let head = chunk;
+      let headAt = at;
+      if (this.headBytes > 0 || end - at < HEADER_BYTES) {
+        const n = chunk.copy(this.head, this.headBytes, at, Math.min(end, at + HEADER_BYTES - this.headBytes));
+        this.headBytes += n;
+        at += n;
+        if (this.headBytes < HEADER_BYTES) break;
+        this.headBytes = 0;
+        head = this.head;
+        headAt = 0;
+      } else {
+        at += HEADER_BYTES;
+      }
+      const length = head.readUInt32LE(headAt);
+      const type = head[headAt + 4]!;
+      if (!TYPES.has(type) || head[headAt + 5] !== 0 || head[headAt + 6] !== 0 || head[headAt + 7] !== 0) {
         throw protocolError(`bad frame header (type ${type})`);
       }
       const limit = type === FrameType.ChannelData ? this.maxBulkPayload : this.maxPayload;
       if (length > limit) throw protocolError(`frame of type ${type} and ${length} bytes exceeds ${limit}`);
-      if (this.pendingBytes < HEADER_BYTES + length) break;
-      const frame = this.take(HEADER_BYTES + length);
-      frames.push({ type: type as FrameType, payload: frame.subarray(HEADER_BYTES) });
+      if (end - at >= length) {
+        frames.push({ type: type as FrameType, payload: chunk.subarray(at, at + length) });
+        at += length;
+      } else {
+        this.body = Buffer.allocUnsafe(length);
+        this.bodyType = type as FrameType;
+      }
     }
     return frames;
-  }
-
-  /** Bytes received but not yet part of a complete frame. */
-  get buffered(): number {
-    return this.pendingBytes;
-  }
-
-  private peek(n: number): Buffer {
-    if (this.pending[0]!.length < n) this.pending = [Buffer.concat(this.pending)];
-    return this.pending[0]!.subarray(0, n);
-  }
-
-  private take(n: number): Buffer {
-    if (this.pending[0]!.length < n) this.pending = [Buffer.concat(this.pending)];
-    const first = this.pending[0]!;
-    const out = first.subarray(0, n);
-    if (first.length === n) this.pending.shift();
-    else this.pending[0] = first.subarray(n);
-    this.pendingBytes -= n;
-    return out;
   }
 }
 

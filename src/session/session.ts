@@ -31,9 +31,13 @@ import {
   encodeFrameHeader,
   encodeJsonFrame,
   FrameType,
+  joinFrame,
   parseJsonPayload,
   type FrameReader,
 } from './protocol.js';
+
+/** Frames up to this size are joined into one buffer before they are written (see sendFrameParts). */
+const JOIN_MAX = 64 * 1024;
 
 /** Who is at the other end. pid/uid/gid come from the kernel (SO_PEERCRED), not from the peer's claims. */
 export interface PeerFacts {
@@ -132,6 +136,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private stopKeepAlive: (() => void) | undefined;
   private stopTruncationWatch: Array<() => void>;
   private lastHeard = Date.now();
+  /** Small frames written since the socket was corked; written together on the next tick (see sendFrameParts). */
+  private corked = false;
   /** When the keep-alive last ticked: a tick far later than the interval means this process was stalled. */
   private lastTick = Date.now();
   private closed: Promise<void> | undefined;
@@ -163,7 +169,7 @@ export class Session extends EventEmitter<SessionEvents> {
     socket.on('drain', () => this.mux.onSocketDrain());
     this.stopKeepAlive = onKeepAliveTick(parts.keepAlive.intervalMs, () => this.tick());
     // Frames that arrived with the last handshake frame belong to the open session.
-    if (parts.early.length > 0) queueMicrotask(() => parts.early.forEach((f) => this.onFrame(f.type, f.payload)));
+    if (parts.early.length > 0) queueMicrotask(() => this.onFrames(parts.early));
     if (diag.sessionOpen.hasSubscribers) {
       const { app, pid, uid, gid } = parts.peer;
       diag.sessionOpen.publish({ ...this.diagnosticsRef(), peer: { app, pid, uid, gid }, handshakeMs: parts.handshakeMs });
@@ -333,17 +339,40 @@ export class Session extends EventEmitter<SessionEvents> {
     };
   }
 
-  /** Sends one frame made of consecutive parts on the master socket, without joining them. */
+  /**
+   * Sends one frame made of consecutive parts on the master socket. Up to {@link JOIN_MAX} bytes it is joined into
+   * one buffer — one `write` instead of one per part, and nothing of the caller's stays referenced by a pending
+   * write — and the socket stays corked until the next tick: the frames of one burst (a flood, the replies of a
+   * batch, a reply and its credit) leave in one system call, which also wakes the peer once. Larger frames go
+   * out at once, after what was corked, part by part and uncopied.
+   */
   private sendFrameParts(type: FrameType, frameParts: Uint8Array[]): void {
     if (this.current !== 'open' && this.current !== 'closing') return;
     let length = 0;
     for (const p of frameParts) length += p.byteLength;
     const { socket } = this.parts;
+    if (length <= JOIN_MAX) {
+      if (!this.corked) {
+        this.corked = true;
+        socket.cork();
+        process.nextTick(this.uncork);
+      }
+      socket.write(joinFrame(type, frameParts, length));
+      return;
+    }
+    this.uncork();
     socket.cork();
     socket.write(encodeFrameHeader(type, length));
     for (const p of frameParts) socket.write(p);
     socket.uncork();
   }
+
+  /** Writes what was corked (idempotent: a large frame may have written it before the tick came). */
+  private readonly uncork = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    this.parts.socket.uncork();
+  };
 
   /** @internal Counts an error; too many in a row closes the session with `limit-exceeded`. */
   countError(err: unknown): void {
@@ -403,7 +432,13 @@ export class Session extends EventEmitter<SessionEvents> {
       this.fault('protocol-error', err);
       return;
     }
+    this.onFrames(frames);
+  }
+
+  /** Handles the frames of one chunk, then delivers what they brought socket channels. */
+  private onFrames(frames: Array<{ type: FrameType; payload: Buffer }>): void {
     for (const f of frames) this.onFrame(f.type, f.payload);
+    if (this.current === 'open') this.mux.deliverArrivals();
   }
 
   private onFrame(type: FrameType, payload: Buffer): void {

@@ -1,0 +1,99 @@
+/**
+ * The socket transport over the session socket: the frames of one tick leave in one write, each with the bytes it
+ * had when it was sent (the caller may reuse its buffer at once); what a read brings is delivered from that read's
+ * callback; credit for a consumed message goes out before the app's answer to it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Socket } from 'node:net';
+import type { Message, Session } from '../../src/index.js';
+import { SOCKET_WINDOW, SocketTransport } from '../../src/channel/socket-transport.js';
+import type { Child } from '../helpers/child.js';
+import { finishPeer, withPeer } from '../helpers/peer.js';
+
+let peer: Child;
+let session: Session;
+let serverApp: string;
+
+beforeAll(async () => {
+  ({ peer, session, serverApp } = await withPeer());
+});
+
+afterAll(async () => {
+  await finishPeer(peer, session, serverApp);
+});
+
+/** Counts the writes the session socket hands to the kernel (Node's stream calls _write or _writev per write). */
+function countWrites(socket: Socket): { count: () => number; restore: () => void } {
+  const s = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  const write = s._write;
+  const writev = s._writev;
+  let n = 0;
+  s._write = function (this: unknown, ...args: unknown[]) {
+    n++;
+    return write.apply(this, args);
+  };
+  s._writev = function (this: unknown, ...args: unknown[]) {
+    n++;
+    return writev.apply(this, args);
+  };
+  return { count: () => n, restore: () => { s._write = write; s._writev = writev; } };
+}
+
+describe('socket channel sends', () => {
+  it('the messages of one tick leave in one write, each with the bytes it had when sent', async () => {
+    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+    await channel.request(Buffer.from('warm up'));
+    const echoed: number[] = [];
+    const all = new Promise<void>((resolve) => channel.on('message', (m: Message) => {
+      echoed.push(m.bytes[0]!);
+      if (echoed.length === 100) resolve();
+    }));
+    const socket = (session as unknown as { parts: { socket: Socket } }).parts.socket;
+    const writes = countWrites(socket);
+    const reused = Buffer.alloc(16);
+    try {
+      for (let i = 0; i < 100; i++) {
+        reused[0] = i; // one buffer for every send: each message must carry what it held then
+        expect(channel.send(reused)).toBe(true);
+      }
+      await new Promise((r) => process.nextTick(r));
+      expect(writes.count()).toBe(1);
+    } finally {
+      writes.restore();
+    }
+    await all;
+    expect(echoed).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    channel.close();
+  });
+});
+
+describe('socket channel delivery', () => {
+  it('delivers what a read of the session socket brought from that read\'s callback, not an event-loop turn later', async () => {
+    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+    await channel.request(Buffer.from('warm up'));
+    const counters = (session as unknown as { mux: { delivery: { counters: { loopTurns: number } } } }).mux.delivery.counters;
+    const turns = counters.loopTurns;
+    const n = 50;
+    for (let i = 0; i < n; i++) await channel.request(Buffer.from([i]));
+    // Each reply came in a read of the socket; none needed a setImmediate (a run past its 1 ms budget may).
+    expect(counters.loopTurns - turns).toBeLessThan(n / 2);
+    channel.close();
+  });
+});
+
+describe('socket transport credit', () => {
+  it('returns the credit of a message before delivering it, so it precedes the app\'s answer', () => {
+    const wire: string[] = [];
+    const t = new SocketTransport(2 ** 30, {
+      send: () => wire.push('data'),
+      socketWritable: () => true,
+      sendCredit: (bytes) => wire.push(`credit ${bytes}`),
+      sendWantCredit: () => wire.push('want'),
+    });
+    const body = new Uint8Array(SOCKET_WINDOW / 2);
+    t.push(0, 1, body);
+    t.push(0, 2, new Uint8Array(8)); // small: its credit waits for more
+    t.read(10, (_tag, requestId) => wire.push(`deliver ${requestId}`));
+    expect(wire).toEqual([`credit ${body.length + 64}`, 'deliver 1', 'deliver 2']);
+  });
+});
