@@ -97,7 +97,9 @@ export class Wakeup {
 
   /** We are busy (or polling): senders need not ring. */
   unpark(): void {
-    Atomics.store(this.parked, PARKED, 0);
+    // Only when it is set: a store on every batch would take the cache line from the peer, which reads this word
+    // after every write. (The peer sets it back to 1 only after a failed ring; then it just rings again.)
+    if (Atomics.load(this.parked, PARKED) !== 0) Atomics.store(this.parked, PARKED, 0);
   }
 
   /**
