@@ -1,5 +1,6 @@
-// POSIX message queues. Descriptors are opened O_NONBLOCK; waiting for a message happens on the event loop
-// (Linux MQ descriptors are pollable), so no thread ever blocks in mq_receive.
+// POSIX message queues. Descriptors are opened O_NONBLOCK; waiting for a message — or for room — happens on the
+// event loop (Linux MQ descriptors are pollable: readable while a message waits, writable while there is room),
+// so no thread ever blocks in mq_receive or mq_send.
 #include <fcntl.h>
 #include <mqueue.h>
 #include <sys/stat.h>
@@ -24,6 +25,9 @@ namespace {
 constexpr long kMqueueMagic = 0x19800202;  // statfs f_type of the mqueue filesystem
 constexpr int64_t kHardMaxMessages = 65536;  // HARD_MSGMAX in the kernel
 constexpr int64_t kHardMaxMessageSize = 16 << 20;  // HARD_MSGSIZEMAX
+// Interest bits of watch() (src/native.ts: MQ_READABLE, MQ_WRITABLE).
+constexpr int kWatchReadable = 1;
+constexpr int kWatchWritable = 2;
 
 std::string ReadSysctl(const char* path) {
   std::ifstream in(path);
@@ -92,7 +96,9 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
     return DefineClass(env, "MessageQueue",
                        {InstanceMethod<&MessageQueue::Send>("send"),
                         InstanceMethod<&MessageQueue::Receive>("receive"),
+                        InstanceMethod<&MessageQueue::ReceiveInto>("receiveInto"),
                         InstanceMethod<&MessageQueue::ReceiveAsync>("receiveAsync"),
+                        InstanceMethod<&MessageQueue::Watch>("watch"),
                         InstanceMethod<&MessageQueue::Attributes>("attributes"),
                         InstanceMethod<&MessageQueue::Close>("close"),
                         InstanceAccessor<&MessageQueue::Name>("name"), InstanceAccessor<&MessageQueue::Fd>("fd")});
@@ -222,6 +228,30 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
     return message.IsEmpty() ? info.Env().Null() : message;
   }
 
+  // receiveInto(target): one non-blocking mq_receive straight into `target` (a Uint8Array of at least the
+  // queue's messageSize — the kernel refuses smaller buffers): the message's length, or -1 when the queue is
+  // empty. No allocation per message: the caller reuses its buffer.
+  Napi::Value ReceiveInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(env, "target must be a Uint8Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!CheckOpen()) return env.Undefined();
+    Napi::Uint8Array target = info[0].As<Napi::Uint8Array>();
+    if (target.ByteLength() < static_cast<size_t>(message_size_)) {
+      Napi::RangeError::New(env, "target of " + std::to_string(target.ByteLength()) +
+                                     " bytes is smaller than the queue's messageSize " + std::to_string(message_size_))
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    ssize_t n = mq_receive(mqd_, reinterpret_cast<char*>(target.Data()), target.ByteLength(), nullptr);
+    if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
+    if (errno == EAGAIN) return Napi::Number::New(env, -1);
+    throw ErrnoError(env, errno, "mq_receive", name_);
+  }
+
   Napi::Value ReceiveAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen()) return env.Undefined();
@@ -235,63 +265,134 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
       }
     }
     pending_.push_back(std::move(deferred));
-    StartPolling(env);
+    UpdatePolling(env);
     return promise;
   }
 
-  void StartPolling(Napi::Env env) {
-    if (polling_) return;
+  // watch(events, onReady?): while `events` (readable 1, writable 2) is not 0, onReady(ready) runs from the event
+  // loop whenever the queue is ready for one of them — level-triggered: again on every loop turn until the
+  // caller reads (or writes) or stops watching. The poll stays registered across calls that keep the same
+  // interest, so a steady watcher costs no epoll_ctl per message. It does not keep the process alive by itself.
+  Napi::Value Watch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int64_t events = 0;
+    if (!ArgOptionalInteger(info, 0, "events", 0, kWatchReadable | kWatchWritable, 0, &events) || !CheckOpen()) {
+      return env.Undefined();
+    }
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      if (!info[1].IsFunction()) {
+        Napi::TypeError::New(env, "onReady must be a function").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      on_ready_ = Napi::Persistent(info[1].As<Napi::Function>());
+    }
+    if (events != 0 && on_ready_.IsEmpty()) {
+      Napi::TypeError::New(env, "watch needs an onReady function").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    watch_events_ = static_cast<int>(events);
+    UpdatePolling(env);
+    return env.Undefined();
+  }
+
+  // Polls for what pending receiveAsync calls and the watcher need, changing the registration only when that
+  // changed (uv_poll_start re-registers the descriptor: two system calls).
+  void UpdatePolling(Napi::Env env) {
+    int events = (pending_.empty() ? 0 : UV_READABLE) | ((watch_events_ & kWatchReadable) ? UV_READABLE : 0) |
+                 ((watch_events_ & kWatchWritable) ? UV_WRITABLE : 0);
+    if (events == 0) {
+      StopPolling();
+      return;
+    }
     if (!poll_.Valid()) {
       uv_loop_t* loop = nullptr;
       napi_get_uv_event_loop(env, &loop);
       if (poll_.Init(loop, static_cast<int>(mqd_), this) != 0) {
         throw CodeError(env, "EPOLL", "uv_poll_init", name_, "cannot poll message queue '" + name_ + "'");
       }
-      async_context_ = std::make_unique<Napi::AsyncContext>(env, "shmx.MessageQueue.receive");
+      async_context_ = std::make_unique<Napi::AsyncContext>(env, "shmx.MessageQueue.poll");
     }
-    if (int rc = poll_.Start(UV_READABLE, OnReadable); rc != 0) {
-      throw ErrnoError(env, -rc, "uv_poll_start", name_);
+    if (events != polled_events_) {
+      if (int rc = poll_.Start(events, OnReady); rc != 0) throw ErrnoError(env, -rc, "uv_poll_start", name_);
+      polled_events_ = events;
     }
-    polling_ = true;
-    Ref();  // the wrapper must outlive the poll
+    if (!polling_) {
+      polling_ = true;
+      Ref();  // the wrapper must outlive the poll
+    }
+    // A pending receiveAsync keeps the process alive, as a pending read does; a watcher alone does not.
+    if (pending_.empty()) {
+      poll_.Unref();
+    } else {
+      poll_.Ref();
+    }
   }
 
   void StopPolling() {
     if (!polling_) return;
     poll_.Stop();
     polling_ = false;
+    polled_events_ = 0;
     Unref();
   }
 
-  static void OnReadable(uv_poll_t* handle, int status, int /*events*/) {
+  static void OnReady(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<MessageQueue*>(handle->data);
     Napi::Env env = self->Env();
     Napi::HandleScope handles(env);
     // A callback scope makes promise reactions run when we return, as for any other I/O callback.
     Napi::CallbackScope scope(env, *self->async_context_);
+    self->Ref();  // the watcher may drop its last reference to us (close, GC) while it runs
     if (status < 0) {
-      self->RejectAll(ErrnoError(env, -status, "uv_poll", self->name_));
-      return;
+      Napi::Error error = ErrnoError(env, -status, "uv_poll", self->name_);
+      self->RejectAll(error);
+      self->watch_events_ = 0;
+      self->CallWatcher(env, 0, error.Value());
+    } else {
+      if ((events & UV_READABLE) != 0) self->ResolvePending(env);
+      int ready = ((events & UV_READABLE) ? kWatchReadable : 0) | ((events & UV_WRITABLE) ? kWatchWritable : 0);
+      ready &= self->watch_events_;
+      if (ready != 0) self->CallWatcher(env, ready, env.Undefined());
     }
+    if (self->mqd_ != static_cast<mqd_t>(-1)) {
+      try {
+        self->UpdatePolling(env);
+      } catch (const Napi::Error& e) {
+        self->RejectAll(e);
+        napi_fatal_exception(env, e.Value());
+      }
+    }
+    self->Unref();
+  }
+
+  void ResolvePending(Napi::Env env) {
     try {
-      while (!self->pending_.empty()) {
-        Napi::Value message = self->TryReceive(env);
+      while (!pending_.empty()) {
+        Napi::Value message = TryReceive(env);
         if (message.IsEmpty()) break;  // another reader won the race: keep polling
-        Napi::Promise::Deferred deferred = std::move(self->pending_.front());
-        self->pending_.pop_front();
+        Napi::Promise::Deferred deferred = std::move(pending_.front());
+        pending_.pop_front();
         deferred.Resolve(message);
       }
     } catch (const Napi::Error& e) {
-      self->RejectAll(e);
+      RejectAll(e);
     }
-    if (self->pending_.empty()) self->StopPolling();
+  }
+
+  // Runs onReady(ready, error); what it throws is an uncaught exception, as from any event-loop callback.
+  void CallWatcher(Napi::Env env, int ready, Napi::Value error) {
+    if (on_ready_.IsEmpty()) return;
+    try {
+      on_ready_.Call({Napi::Number::New(env, ready), error});
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
   }
 
   void RejectAll(const Napi::Error& error) {
     std::deque<Napi::Promise::Deferred> pending;
     pending.swap(pending_);
     for (auto& d : pending) d.Reject(error.Value());
-    StopPolling();
   }
 
   Napi::Value Attributes(const Napi::CallbackInfo& info) {
@@ -312,14 +413,19 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
     if (!pending_.empty()) {
       RejectAll(CodeError(env, "ECLOSED", "mq_close", name_, "message queue '" + name_ + "' was closed"));
     }
+    watch_events_ = 0;
+    on_ready_.Reset();
+    StopPolling();
     CloseDescriptor();
     return env.Undefined();
   }
 
-  // Releases the poll handle and the descriptor; safe from the finalizer.
+  // Releases the poll handle and the descriptor; safe from the finalizer (nothing polls then: polling holds a
+  // reference to this wrapper).
   void CloseDescriptor() {
     poll_.Reset();  // before the descriptor: epoll must let go of it first
     polling_ = false;
+    polled_events_ = 0;
     if (mqd_ != static_cast<mqd_t>(-1)) {
       mq_close(mqd_);
       mqd_ = static_cast<mqd_t>(-1);
@@ -330,8 +436,11 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
   mqd_t mqd_ = static_cast<mqd_t>(-1);
   long message_size_ = 0;
   std::string buffer_;
-  UvPoll poll_;
+  UvPoll poll_;  // after mqd_: destroyed (closed) first
   bool polling_ = false;
+  int polled_events_ = 0;  // UV_READABLE / UV_WRITABLE the poll is registered for
+  int watch_events_ = 0;   // kWatchReadable / kWatchWritable asked for by watch()
+  Napi::FunctionReference on_ready_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   std::deque<Napi::Promise::Deferred> pending_;
 };

@@ -44,6 +44,11 @@ export interface MqOpenOptions {
   mode?: number;
 }
 
+/** {@link NativeMessageQueue.watch}: a message waits. */
+export const MQ_READABLE = 1;
+/** {@link NativeMessageQueue.watch}: there is room for a message. */
+export const MQ_WRITABLE = 2;
+
 /** An open POSIX message queue descriptor (non-blocking). Closed on `close()` or when garbage-collected. */
 export interface NativeMessageQueue {
   readonly name: string;
@@ -54,10 +59,24 @@ export interface NativeMessageQueue {
   /** Receives one message without blocking; null when the queue is empty. */
   receive(): Uint8Array | null;
   /**
+   * Receives one message without blocking into `target` (at least `messageSize` bytes): its length, or -1 when
+   * the queue is empty. Nothing is allocated: for readers that reuse one buffer.
+   */
+  receiveInto(target: Uint8Array): number;
+  /**
    * Resolves with the next message, waiting on the event loop (uv_poll on the descriptor) without blocking it.
    * Several calls may be pending; they resolve in call order. Pending calls reject with `ECLOSED` on close.
    */
   receiveAsync(): Promise<Uint8Array>;
+  /**
+   * Watches the queue on the event loop: while `events` ({@link MQ_READABLE} | {@link MQ_WRITABLE}) is not 0,
+   * `onReady(ready)` runs whenever a message waits (readable) or there is room (writable) — level-triggered, on
+   * every loop turn until the caller takes the messages, fills the room or stops watching. `onReady` is kept
+   * from the previous call when omitted. The poll stays registered while the interest stays the same (no system
+   * call per message), and does not keep the process alive by itself. A failure of the poll itself stops the
+   * watch and calls `onReady(0, error)`.
+   */
+  watch(events: number, onReady?: (ready: number, error?: Error) => void): void;
   attributes(): MqAttributes;
   close(): void;
 }

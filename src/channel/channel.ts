@@ -82,7 +82,7 @@ export interface ChannelCounters {
 /** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
 const ITERATOR_BUFFER = 256;
 /** From this size up, an inline body of the mq or socket transport is handed over as is, not copied (see deliver). */
-const OWN_BODY_MIN = 64 * 1024;
+export const OWN_BODY_MIN = 64 * 1024;
 
 /** Messages delivered per turn before yielding to the event loop. */
 export const DELIVERY_BATCH = 512;

@@ -3,13 +3,19 @@
  * sweep finds them even without /dev/mqueue) and removes them on close; the accepter opens them by name. A
  * payload larger than the queue's message size goes through the session arena.
  *
- * Backpressure: messages stay in the kernel queue until the channel takes them. We wait for the queue on the
- * event loop only while the channel wants messages, and take at most one message ahead of it; a full queue
- * makes the sender's `write` return false.
+ * Events: the kernel says when a queue is readable and when a full one has room again (its descriptor is
+ * pollable both ways); the inbound queue is watched while the channel takes messages, the outbound one only
+ * while a write waits for room. Both watches stay registered across messages, so a steady exchange costs no
+ * epoll_ctl per message, and a reader drains the queue (until EAGAIN) per wake-up.
+ *
+ * Backpressure: messages stay in the kernel queue until the channel takes them — a channel that stops taking
+ * them stops the inbound watch; a full outbound queue makes the sender's `write` return false.
  */
 import { createRecordedQueue, removeRecordedQueue } from '../cleanup/ledger.js';
-import { native, type NativeMessageQueue } from '../native.js';
+import { MQ_READABLE, MQ_WRITABLE, native, type NativeMessageQueue } from '../native.js';
+import { OWN_BODY_MIN } from './channel.js';
 import { ENVELOPE_BYTES } from './envelope.js';
+import { MqDrainPolicy } from './mq-drain.js';
 import type { RecordVisitor, Transport } from './transport.js';
 
 /** Queue attributes of mq channels. */
@@ -20,35 +26,31 @@ export interface MqChannelOptions {
   messageSize?: number;
 }
 
-/** How often a sender refused by a full queue looks whether there is room (a full queue has no event). */
-const FULL_POLL_MS = 5;
-
 /** The two queue names of a channel: opener → accepter first. */
 export function queueNames(scopePrefix: string, channelId: number): [string, string] {
   return [`${scopePrefix}c${channelId}.a`, `${scopePrefix}c${channelId}.b`];
 }
 
-function visitMessage(m: Uint8Array, visit: RecordVisitor): void {
-  if (m.byteLength < ENVELOPE_BYTES) {
-    visit(0, 0, m);
-    return;
-  }
-  const dv = new DataView(m.buffer, m.byteOffset, m.byteLength);
-  visit(dv.getUint32(0, true), dv.getUint32(4, true), m.subarray(ENVELOPE_BYTES));
-}
-
 export class MqTransport implements Transport {
   readonly kind = 'mq' as const;
   readonly maxInline: number;
-  /** Messages taken from the kernel queue by the event-loop wait, not yet delivered (at most one). */
-  private readonly queued: Uint8Array[] = [];
-  private armed = false;
+  /** The inbound queue may hold messages: the watch said so and no read has found it empty since. */
+  private ready = false;
+  /** The inbound queue is watched. */
+  private watching = false;
+  /** resume() was called since the last readable event (someone takes messages). */
+  private asked = false;
   private full = false;
-  private fullTimer: NodeJS.Timeout | undefined;
+  /** The inbound watch failed: the next read throws it. */
+  private failure: Error | undefined;
   private stopped = false;
   private closed = false;
   /** After a discard: where messages that still arrive go. */
   private sink: RecordVisitor | undefined;
+  private readonly drain = new MqDrainPolicy();
+  /** Where messages are received (one at a time: a body is valid only during its visit), and a view of it. */
+  private readonly scratch: Buffer;
+  private readonly scratchView: DataView;
 
   private constructor(
     private readonly out: NativeMessageQueue,
@@ -58,6 +60,28 @@ export class MqTransport implements Transport {
     private readonly onWritable: () => void,
   ) {
     this.maxInline = out.attributes().messageSize - ENVELOPE_BYTES;
+    // Not from Buffer's pool: the kernel writes into it, and it lives as long as the channel. Both queues'
+    // sizes: the peer made them (when it opened the channel) and might have made them differ.
+    this.scratch = Buffer.allocUnsafeSlow(Math.max(inq.attributes().messageSize, out.attributes().messageSize));
+    this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+  }
+
+  /**
+   * Takes one message from `q` and shows it to `visit`: false when the queue is empty. A message shorter than an
+   * envelope (only a broken peer sends one) is shown with tag 0, which no body kind has: the channel rejects it.
+   */
+  private receiveOne(q: NativeMessageQueue, visit: RecordVisitor): boolean {
+    const length = q.receiveInto(this.scratch);
+    if (length < 0) return false;
+    if (length < ENVELOPE_BYTES) {
+      visit(0, 0, this.scratch.subarray(0, length));
+      return true;
+    }
+    let body: Uint8Array = this.scratch.subarray(ENVELOPE_BYTES, length);
+    // The channel keeps a body this large as it is, without a copy (OWN_BODY_MIN): it must own its memory.
+    if (body.byteLength >= OWN_BODY_MIN) body = new Uint8Array(body);
+    visit(this.scratchView.getUint32(0, true), this.scratchView.getUint32(4, true), body);
+    return true;
   }
 
   /** Opener: creates both queues. */
@@ -94,27 +118,47 @@ export class MqTransport implements Transport {
     }
   }
 
-  /** Waits for the next message on the event loop (the descriptor is polled, no thread blocks). */
-  private arm(): void {
-    this.armed = true;
-    this.inq.receiveAsync().then(
-      (m) => {
-        this.armed = false;
-        if (this.sink !== undefined) {
-          visitMessage(m, this.sink);
-          return;
-        }
-        this.queued.push(m);
-        if (!this.stopped) this.onIncoming();
-      },
-      () => {
-        this.armed = false; // rejected on close
-      },
-    );
+  /**
+   * The inbound queue is readable (level-triggered: again on every loop turn while a message waits). A second
+   * event with nobody having read or asked since means the channel does not take messages now: stop watching
+   * until it asks again ({@link resume}), rather than being woken on every loop turn.
+   */
+  private readonly onInbound = (_ready: number, error?: Error): void => {
+    if (error !== undefined) {
+      this.watching = false;
+      this.failure = error;
+    }
+    if (this.sink !== undefined) {
+      try {
+        this.drainTo(this.sink);
+      } catch {
+        // discarding never fails; close() releases the queue
+      }
+      return;
+    }
+    if (this.ready && !this.asked) this.setWatch(false);
+    this.ready = true;
+    this.asked = false;
+    if (!this.stopped) this.onIncoming();
+  };
+
+  /** The outbound queue has room again (or its watch failed: the next write reports why). */
+  private readonly onOutbound = (): void => {
+    this.out.watch(0);
+    this.full = false;
+    if (!this.stopped) this.onWritable();
+  };
+
+  private setWatch(on: boolean): void {
+    if (on === this.watching) return;
+    this.watching = on;
+    this.inq.watch(on ? MQ_READABLE : 0, this.onInbound);
   }
 
   resume(): void {
-    if (!this.armed && !this.stopped && this.queued.length === 0) this.arm();
+    if (this.stopped) return;
+    this.asked = true;
+    this.setWatch(true);
   }
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
@@ -123,48 +167,37 @@ export class MqTransport implements Transport {
     message.writeUInt32LE(requestId, 4);
     message.set(body, ENVELOPE_BYTES);
     if (this.out.send(message)) return true;
-    this.watchForRoom();
+    if (!this.full) {
+      this.full = true;
+      this.out.watch(MQ_WRITABLE, this.onOutbound);
+    }
     return false;
   }
 
   /**
-   * A full queue gives no event when it empties: check its depth until there is room — soon at first (a reader
-   * that keeps up makes room within a millisecond), then every {@link FULL_POLL_MS}. The timer never keeps the
-   * process alive by itself.
+   * Delivers up to `limit` messages. Finding the queue empty ends the batch until the next readable event; so
+   * does the drain policy's limit (mq-drain.ts), assuming the queue empty — the level-triggered watch reports
+   * at once if it is not.
    */
-  private watchForRoom(): void {
-    this.full = true;
-    if (this.fullTimer !== undefined) return;
-    let delay = 1;
-    const check = (): void => {
-      this.fullTimer = undefined;
-      if (this.stopped) return;
-      const a = this.out.attributes();
-      if (a.currentMessages < a.maxMessages) {
-        this.full = false;
-        this.onWritable();
-        return;
-      }
-      delay = Math.min(FULL_POLL_MS, delay * 2);
-      this.fullTimer = setTimeout(check, delay);
-      this.fullTimer.unref();
-    };
-    this.fullTimer = setTimeout(check, delay);
-    this.fullTimer.unref();
-  }
-
   read(limit: number, deliver: RecordVisitor): number {
+    if (this.failure !== undefined) throw this.failure;
+    const most = Math.min(limit, this.drain.limit());
     let n = 0;
-    for (; n < limit && !this.stopped; n++) {
-      const m = this.queued.shift() ?? this.inq.receive();
-      if (m === null || m === undefined) break;
-      visitMessage(m, deliver);
+    let emptied = false;
+    while (n < most && !this.stopped) {
+      if (!this.receiveOne(this.inq, deliver)) {
+        emptied = true;
+        break;
+      }
+      n++;
     }
+    if (emptied || (n >= most && most < limit)) this.ready = false;
+    this.drain.read(n, emptied);
     return n;
   }
 
   get readable(): boolean {
-    return this.queued.length > 0;
+    return this.ready;
   }
 
   get writable(): boolean {
@@ -172,21 +205,35 @@ export class MqTransport implements Transport {
   }
 
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
-    if (this.fullTimer !== undefined) clearTimeout(this.fullTimer);
-    this.fullTimer = undefined;
+    for (const q of [this.out, this.inq]) {
+      try {
+        q.watch(0);
+      } catch {
+        // closed already
+      }
+    }
+    this.watching = false;
+    this.ready = false;
   }
 
+  /** Hands what waits to `visit`, and (watching the queue) what arrives later. */
   discardInbound(visit: RecordVisitor): void {
     if (this.closed) return;
     this.sink = visit;
-    for (let m = this.queued.shift(); m !== undefined; m = this.queued.shift()) visitMessage(m, visit);
-    for (let m = this.inq.receive(); m !== null; m = this.inq.receive()) visitMessage(m, visit);
+    this.drainTo(visit);
+    this.watching = true;
+    this.inq.watch(MQ_READABLE, this.onInbound);
+  }
+
+  private drainTo(visit: RecordVisitor): void {
+    while (this.receiveOne(this.inq, visit));
   }
 
   discardOutbound(visit: RecordVisitor): void {
     if (this.closed) return;
-    for (let m = this.out.receive(); m !== null; m = this.out.receive()) visitMessage(m, visit);
+    while (this.receiveOne(this.out, visit));
   }
 
   close(): void {

@@ -2,10 +2,10 @@
  * POSIX message queues: a round trip between two processes (receiveAsync on the event loop), back-pressure,
  * size and limit errors, and listing with and without /dev/mqueue.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 
-import { native, type NativeMessageQueue } from '../../src/native.js';
+import { MQ_READABLE, MQ_WRITABLE, native, type NativeMessageQueue } from '../../src/native.js';
 import { Created, commandExists, expectClean, isRoot, nobodyChild, nodeChild, childScript, thrown, inPrivateMountNamespace } from './helpers.js';
 
 const created = new Created();
@@ -102,6 +102,65 @@ describe('message queues', () => {
       expect(err.code).toBe('ECLOSED');
       expect(err.message).toBe(`message queue '${q.name}' is closed (ECLOSED)`);
     }
+  });
+
+  it('receiveInto fills a reused buffer: the length, or -1 when empty; a buffer under messageSize is refused', () => {
+    const q = create('into', { messageSize: 32 });
+    const target = new Uint8Array(40).fill(0xee);
+    expect(q.receiveInto(target)).toBe(-1);
+    q.send(bytes('hello'));
+    expect(q.receiveInto(target)).toBe(5);
+    expect(text(target.subarray(0, 5))).toBe('hello');
+    expect(target[5]).toBe(0xee);
+    const small = thrown(() => q.receiveInto(new Uint8Array(31)));
+    expect(small).toBeInstanceOf(RangeError);
+    expect(small.message).toBe("target of 31 bytes is smaller than the queue's messageSize 32");
+    expect(thrown(() => q.receiveInto(new Uint16Array(32) as unknown as Uint8Array))).toBeInstanceOf(TypeError);
+  });
+
+  it('watch reports readable while a message waits and writable while there is room, on every turn, until stopped', async () => {
+    const q = create('watch', { maxMessages: 2, messageSize: 16 });
+    const turn = () => new Promise((r) => setImmediate(r));
+    const seen: number[] = [];
+    q.watch(MQ_READABLE, (ready) => seen.push(ready));
+    await turn();
+    await turn();
+    expect(seen).toEqual([]); // empty: nothing to report
+    q.send(bytes('a'));
+    await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(2), { timeout: 2000, interval: 1 });
+    expect(new Set(seen)).toEqual(new Set([MQ_READABLE])); // level-triggered: again while it waits
+    q.watch(0);
+    await turn();
+    const stopped = seen.length;
+    await turn();
+    await turn();
+    expect(seen.length).toBe(stopped);
+
+    // Writable: a full queue says nothing until a message is taken.
+    q.send(bytes('b'));
+    expect(q.send(bytes('c'))).toBe(false);
+    const room: number[] = [];
+    q.watch(MQ_WRITABLE, (ready) => {
+      room.push(ready);
+      q.watch(0);
+    });
+    await turn();
+    await turn();
+    expect(room).toEqual([]);
+    expect(q.receive()).not.toBeNull();
+    await vi.waitFor(() => expect(room).toEqual([MQ_WRITABLE]), { timeout: 2000, interval: 1 });
+    expect(thrown(() => q.watch(MQ_READABLE | MQ_WRITABLE | 4))).toBeInstanceOf(RangeError);
+  });
+
+  it('close stops a watch; watch on a closed queue fails with ECLOSED', async () => {
+    const q = native.mqOpen(created.queue('watchclose'), { create: true, maxMessages: 2, messageSize: 16 });
+    const seen: number[] = [];
+    q.watch(MQ_WRITABLE, (ready) => seen.push(ready));
+    q.close();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual([]);
+    expect(thrown(() => q.watch(MQ_READABLE))).toMatchObject({ code: 'ECLOSED' });
   });
 
   it('opening a missing queue fails with ENOENT; O_EXCL on an existing one with EEXIST', () => {

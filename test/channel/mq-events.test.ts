@@ -1,0 +1,115 @@
+/**
+ * The mq transport waits on the kernel's events, between real processes: a sender blocked by a full queue
+ * learns of room from the queue's descriptor (no timer), and a receiver that stops taking messages stops
+ * watching its queue (no wake-up per loop turn) until it takes them again. The drain policy (mq-drain.ts) is
+ * driven directly.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Session } from '../../src/index.js';
+import { MqDrainPolicy, PROBE_EVERY, SINGLE_AFTER } from '../../src/channel/mq-drain.js';
+import type { Child } from '../helpers/child.js';
+import { finishPeer, withPeer } from '../helpers/peer.js';
+import { SMALL_MQ } from '../helpers/small-queues.js';
+
+describe('mq transport events', () => {
+  let peer: Child;
+  let session: Session;
+  let serverApp: string;
+
+  beforeAll(async () => {
+    ({ peer, session, serverApp } = await withPeer());
+  });
+
+  afterAll(async () => {
+    await finishPeer(peer, session, serverApp);
+  });
+
+  it('a sender waiting for room hears of it from the queue, with every timer of this process frozen', async () => {
+    // The peer takes nothing for 300 ms, then echoes everything.
+    const channel = await session.openChannel({ transport: 'mq', mq: SMALL_MQ, metadata: { mode: 'lazy', startAfterMs: 300 } });
+    let echoed = 0;
+    channel.on('message', () => void echoed++);
+    const n = 200;
+    const sends: Array<Promise<void>> = [];
+    for (let i = 0; i < n; i++) sends.push(channel.sendAsync(Buffer.alloc(16, i & 0xff)));
+    expect(channel.writableLength).toBeGreaterThan(0); // the queue is full: the rest wait for room
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      await Promise.all(sends);
+    } finally {
+      vi.useRealTimers();
+    }
+    await vi.waitFor(() => expect(echoed).toBe(n), { timeout: 5000, interval: 10 });
+    channel.close();
+  }, 10_000);
+
+  it('a channel that stops taking messages stops watching its queue; all arrive, in order, once it takes them', async () => {
+    // On our first message the peer sends 50 at once; its queue to us holds 10, the rest wait on its side.
+    const channel = await session.openChannel({ transport: 'mq', mq: SMALL_MQ, metadata: { mode: 'burst', count: 50 } });
+    const io = (channel as unknown as { io: { watching: boolean } }).io;
+    const got: number[] = [];
+    const first = (m: { bytes: Uint8Array }) => {
+      got.push(m.bytes[0]!);
+      channel.off('message', first); // nobody takes messages from here on
+    };
+    channel.on('message', first);
+    channel.send(Buffer.from('go'));
+    await vi.waitFor(() => expect(got.length).toBe(1), { timeout: 5000, interval: 5 });
+    // Messages keep waiting in the queue (readable), but nobody takes them: the watch must stop.
+    await vi.waitFor(() => expect(io.watching).toBe(false), { timeout: 5000, interval: 5 });
+    channel.on('message', (m) => got.push(m.bytes[0]!));
+    await vi.waitFor(() => expect(got.length).toBe(50), { timeout: 5000, interval: 10 });
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    channel.close();
+  });
+});
+
+describe('mq drain policy', () => {
+  it('drains until empty at first and while wake-ups find several messages', () => {
+    const p = new MqDrainPolicy();
+    expect(p.limit()).toBe(Infinity);
+    for (let i = 0; i < 100; i++) {
+      expect(p.limit()).toBe(Infinity);
+      p.read(3, true);
+    }
+    expect(p.takesOne).toBe(false);
+  });
+
+  it(`takes one message per wake-up after ${SINGLE_AFTER} drains of one, and drains fully every ${PROBE_EVERY}th`, () => {
+    const p = new MqDrainPolicy();
+    for (let i = 0; i < SINGLE_AFTER; i++) {
+      expect(p.limit()).toBe(Infinity);
+      p.read(1, true);
+    }
+    expect(p.takesOne).toBe(true);
+    const limits: number[] = [];
+    for (let i = 0; i < 2 * PROBE_EVERY; i++) {
+      const limit = p.limit();
+      limits.push(limit);
+      p.read(1, limit !== 1); // a probe finds one message, then the queue empty
+    }
+    expect(limits.filter((l) => l === Infinity)).toHaveLength(2);
+    expect(limits.filter((l) => l === 1)).toHaveLength(2 * PROBE_EVERY - 2);
+    expect(p.takesOne).toBe(true);
+  });
+
+  it('drains again as soon as a probe finds several messages waiting', () => {
+    const p = new MqDrainPolicy();
+    for (let i = 0; i < SINGLE_AFTER; i++) p.read(1, true);
+    let limit = p.limit();
+    for (let i = 0; i < PROBE_EVERY && limit === 1; i++) {
+      p.read(1, false);
+      limit = p.limit();
+    }
+    expect(limit).toBe(Infinity); // a probe
+    p.read(10, true);
+    expect(p.takesOne).toBe(false);
+    expect(p.limit()).toBe(Infinity);
+  });
+
+  it('a read stopped before the queue was found empty does not count as a drain of one', () => {
+    const p = new MqDrainPolicy();
+    for (let i = 0; i < 3 * SINGLE_AFTER; i++) p.read(1, false);
+    expect(p.takesOne).toBe(false);
+  });
+});
