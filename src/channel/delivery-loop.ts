@@ -167,6 +167,16 @@ export class DeliveryLoop {
     return false;
   }
 
+  /** True when a shm channel waits for the reply to a request. */
+  private awaitingReply(): boolean {
+    const channels = this.deps.channels();
+    for (let i = 0; i < channels.length; i++) {
+      const c = channels[i]!;
+      if (c.transport === 'shm' && c.pendingRequests > 0) return true;
+    }
+    return false;
+  }
+
   /** True when a channel has a message for someone who takes it; `shm` false: only mq and socket channels. */
   private anyWaiting(shm = true): boolean {
     const channels = this.deps.channels();
@@ -204,7 +214,7 @@ export class DeliveryLoop {
       this.schedule();
       return;
     }
-    const budget = this.anyShm() ? this.policy.budget() : 0;
+    const budget = this.anyShm() ? this.policy.budget(this.awaitingReply() && this.deps.wakeup.peerAwake) : 0;
     if (budget <= 0) {
       this.park();
       return;

@@ -20,11 +20,21 @@
  * Pure bookkeeping (no clock, no I/O): the delivery loop measures and reports; tests drive it directly.
  */
 
-/** Estimated CPU, in µs, that one avoided wake-up saves (both sides' system calls, the vCPU wake, the event-loop turn):
- *  the bench's CPU-at-fixed-rates suite puts a `spinMicros: 0` round trip (two wake-ups) at 75–115 µs. */
-export const WAKE_COST_MICROS = 40;
+/**
+ * Estimated CPU, in µs, that one avoided wake-up saves (both sides' system calls, the vCPU wake, the event-loop
+ * turn) where spinning is considered at all — gaps within `spinMicros`, i.e. rates of 10k messages/s and more.
+ * The bench's CPU suite puts a parked message there at ~27 µs of CPU (10k/s) down to ~7 µs (50k/s, when the
+ * vCPUs no longer halt between messages): a spin that waits ~20 µs for a message paced at 50k/s costs more than
+ * the wake-up it saves, one that catches a closed loop's answer within a few µs saves it.
+ */
+export const WAKE_COST_MICROS = 15;
 /** While spinning does not pay, probe once every this many idles. */
 export const PROBE_EVERY = 16;
+/**
+ * A probe's length: long enough to cover a parked peer's wake-up and answer (~20–25 µs on an idle VM), or a
+ * cold closed loop could never find out that it would be hot. Costs at most PROBE_MICROS / PROBE_EVERY per idle.
+ */
+export const PROBE_MICROS = 50;
 /**
  * The credit is kept within [−½, +4] wake-ups: old history neither buys spinning for long nor blocks it — one
  * probe that catches a message within a few µs brings it back above 0. That matters for a closed-loop
@@ -46,25 +56,40 @@ export class SpinPolicy {
   private credit = CREDIT_WAKEUPS * WAKE_COST_MICROS;
   private gapEwma: number;
   private idles = 0;
+  /** The budget last given was a probe. */
+  private probing = false;
 
   /** @param maxMicros the longest spin (`spinMicros`); 0 never spins */
   constructor(private readonly maxMicros: number) {
     this.gapEwma = maxMicros / 2;
   }
 
-  /** µs to spin now before parking (0: park at once). */
-  budget(): number {
+  /**
+   * µs to spin now before parking (0: park at once). `answerDue`: this side waits for a reply and the peer was
+   * awake when we last wrote to it (no ring was needed) — its answer comes without a wake-up, so a probe now is
+   * likely to catch it within µs.
+   */
+  budget(answerDue = false): number {
     const max = this.maxMicros;
+    this.probing = false;
     if (max <= 0) return 0;
     if (this.credit > 0 && this.gapEwma <= max) return Math.min(max, 2 * this.gapEwma + 1);
-    // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: a short
-    // probe now and then lets a dense exchange find its way back to staying hot.
-    return ++this.idles % PROBE_EVERY === 0 ? Math.min(max, WAKE_COST_MICROS) : 0;
+    // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: a probe now
+    // and then lets a dense exchange find its way back to staying hot — at once when the peer is awake and owes
+    // us an answer (then both sides spin, which is what a hot closed loop is).
+    if (!answerDue && ++this.idles % PROBE_EVERY !== 0) return 0;
+    this.probing = true;
+    return Math.min(max, PROBE_MICROS);
   }
 
   /** A spin ended: it ran `spentMicros` and caught a message (`hit`) or not. */
   spun(spentMicros: number, hit: boolean): void {
-    const credit = this.credit + (hit ? WAKE_COST_MICROS : 0) - spentMicros;
+    let credit = this.credit + (hit ? WAKE_COST_MICROS : 0) - spentMicros;
+    // A probe that caught something buys a short trial even if it waited longer than a wake-up costs: only while
+    // this side spins can the peer's spins start catching within µs (a closed loop is hot only when both sides
+    // are), and a trial that keeps waiting as long drains within a spin or two.
+    if (hit && this.probing) credit = Math.max(credit, WAKE_COST_MICROS);
+    this.probing = false;
     this.credit = Math.max(-DEBT_LIMIT, Math.min(CREDIT_WAKEUPS * WAKE_COST_MICROS, credit));
   }
 

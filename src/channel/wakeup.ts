@@ -30,6 +30,8 @@ export class Wakeup {
   private peerParked: Int32Array | undefined;
   private peerRangAt: Float64Array | undefined;
   private peerKnownFlag = false;
+  /** Our last write had to ring the peer (it was parked). */
+  private rangLast = true;
   /** Set by the mux once it exists; a ring before that finds no channel to deliver to. */
   private onRing: () => void = () => {};
 
@@ -109,9 +111,21 @@ export class Wakeup {
   wakePeer(): void {
     const w = this.peerParked;
     if (w !== undefined && Atomics.load(w, PARKED) === 1 && Atomics.compareExchange(w, PARKED, 1, 0) === 1) {
+      this.rangLast = true;
       this.peerRangAt![RANG_AT] = nowMicros();
       this.ring(w);
+    } else {
+      this.rangLast = false;
     }
+  }
+
+  /**
+   * The peer was awake when we last wrote to it (we did not have to ring) and has not parked since: whatever it
+   * sends next reaches us without a wake-up. A hint for the spin policy.
+   */
+  get peerAwake(): boolean {
+    const w = this.peerParked;
+    return !this.rangLast && w !== undefined && Atomics.load(w, PARKED) === 0;
   }
 
   private ring(peerParked: Int32Array | undefined): void {

@@ -4,7 +4,7 @@
  * never spins with `spinMicros: 0`.
  */
 import { describe, expect, it } from 'vitest';
-import { PROBE_EVERY, SpinPolicy, WAKE_COST_MICROS } from '../../src/channel/spin-policy.js';
+import { PROBE_EVERY, PROBE_MICROS, SpinPolicy, WAKE_COST_MICROS } from '../../src/channel/spin-policy.js';
 
 describe('spin policy', () => {
   it('spins about twice the recent gap, never past spinMicros, while spins keep catching messages', () => {
@@ -36,17 +36,58 @@ describe('spin policy', () => {
       if (hit) saved += WAKE_COST_MICROS;
       p.spun(s, hit);
     }
-    // What spinning cost beyond what it saved is bounded by the credit plus the probes.
-    expect(spent - saved).toBeLessThanOrEqual(8 * WAKE_COST_MICROS + (idles / PROBE_EVERY) * WAKE_COST_MICROS);
-    expect(spins).toBeLessThanOrEqual(idles / PROBE_EVERY + 8);
+    // What spinning cost beyond what it saved is bounded by the credit plus, per probe, the probe and the
+    // trial a catching probe buys (one wake-up of credit, drained to at most half a wake-up of debt).
+    const probes = idles / PROBE_EVERY;
+    expect(spent - saved).toBeLessThanOrEqual(8 * WAKE_COST_MICROS + probes * (PROBE_MICROS + 2 * WAKE_COST_MICROS));
+    expect(spins).toBeLessThanOrEqual(3 * probes + 8);
+    expect(spins).toBeGreaterThan(0);
   });
 
-  it('misses drive it to probes of at most one wake-up\'s cost, one in PROBE_EVERY idles', () => {
+  it('a probe that catches buys a short trial even when it waited longer than a wake-up costs', () => {
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 10; i++) p.spun(100, false); // cold: only probes
+    let b = 0;
+    while ((b = p.budget()) === 0);
+    expect(b).toBe(Math.min(100, PROBE_MICROS));
+    const late = 10;
+    const waited = WAKE_COST_MICROS + late; // longer than a wake-up is worth (within a probe)
+    expect(waited).toBeLessThanOrEqual(b);
+    p.learnGap(waited);
+    p.spun(waited, true);
+    expect(p.state.credit).toBeGreaterThan(0); // the trial: the next idle spins
+    expect(p.budget()).toBeGreaterThan(0);
+    // The trial keeps waiting that long: each spin loses `late`, so it ends after credit / late spins.
+    p.spun(waited, true);
+    for (let i = 0; i < WAKE_COST_MICROS / late && p.budget() > 0; i++) p.spun(waited, true);
+    expect(p.state.credit).toBeLessThanOrEqual(0);
+    expect(p.budget()).toBe(0);
+  });
+
+  it('probes at once when the peer is awake and owes this side an answer, not only every PROBE_EVERY idles', () => {
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 10; i++) p.spun(100, false); // cold
+    expect(p.budget(true)).toBe(Math.min(100, PROBE_MICROS));
+    p.spun(PROBE_MICROS, false);
+    expect(p.budget(true)).toBe(Math.min(100, PROBE_MICROS)); // every time, however many missed
+    p.spun(PROBE_MICROS, false);
+    const plain = Array.from({ length: PROBE_EVERY - 1 }, () => p.budget(false));
+    expect(plain.every((b) => b === 0)).toBe(true); // without an answer due: the ordinary probe schedule
+  });
+
+  it('a spin that is not a probe buys no trial', () => {
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 20; i++) p.learnGap(2 * WAKE_COST_MICROS);
+    while (p.budget() > 0) p.spun(2 * WAKE_COST_MICROS, true); // caught, but always too late: the credit drains
+    expect(p.state.credit).toBeLessThanOrEqual(0);
+  });
+
+  it('misses drive it to probes of at most PROBE_MICROS, one in PROBE_EVERY idles', () => {
     const p = new SpinPolicy(1000);
     for (let i = 0; i < 10; i++) p.spun(1000, false);
     const budgets = Array.from({ length: 4 * PROBE_EVERY }, () => p.budget());
     expect(budgets.filter((b) => b > 0)).toHaveLength(4);
-    expect(Math.max(...budgets)).toBeLessThanOrEqual(WAKE_COST_MICROS);
+    expect(Math.max(...budgets)).toBe(PROBE_MICROS);
   });
 
   it('probes that catch messages quickly bring spinning back (a dense exchange resumes)', () => {
