@@ -81,8 +81,6 @@ export interface ChannelCounters {
 
 /** Messages buffered for an async iterator before the transport is left to fill (backpressure). */
 const ITERATOR_BUFFER = 256;
-/** From this size up, an inline body of the mq or socket transport is handed over as is, not copied (see deliver). */
-export const OWN_BODY_MIN = 64 * 1024;
 
 /** Messages delivered per turn before yielding to the event loop. */
 export const DELIVERY_BATCH = 512;
@@ -776,12 +774,6 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
         if (this.views && (tag & (TAG_REQUEST | TAG_RESPONSE)) === 0 && this.waiters.length === 0 &&
           this.listening()) {
           message = new Message(body, undefined, requestId, undefined, undefined);
-          break;
-        }
-        // A large body of a kernel-copying transport is already in memory of its own (the frame the socket's
-        // reader assembled, the message mq received): no second copy. The ring's bodies are shared memory.
-        if (body.byteLength >= OWN_BODY_MIN && this.io.kind !== 'shm') {
-          message = new Message(Buffer.from(body.buffer, body.byteOffset, body.byteLength), undefined, requestId, replier, undefined);
           break;
         }
         const copy = Buffer.allocUnsafe(body.byteLength);

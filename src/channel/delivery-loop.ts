@@ -214,7 +214,7 @@ export class DeliveryLoop {
       this.schedule();
       return;
     }
-    const budget = this.anyShm() ? this.policy.budget(this.awaitingReply() && this.deps.wakeup.peerAwake) : 0;
+    const budget = this.anyShm() ? this.policy.budget(this.deps.wakeup.peerAwake && this.awaitingReply()) : 0;
     if (budget <= 0) {
       this.park();
       return;

@@ -6,17 +6,16 @@
  * Events: the kernel says when a queue is readable and when a full one has room again (its descriptor is
  * pollable both ways); the inbound queue is watched while the channel takes messages, the outbound one only
  * while a write waits for room. Both watches stay registered across messages, so a steady exchange costs no
- * epoll_ctl per message, and a reader drains the queue (until EAGAIN) per wake-up.
+ * epoll_ctl per message; how many messages a reader takes per wake-up is mq-drain.ts's call.
  *
  * Backpressure: messages stay in the kernel queue until the channel takes them — a channel that stops taking
  * them stops the inbound watch; a full outbound queue makes the sender's `write` return false.
  */
 import { createRecordedQueue, removeRecordedQueue } from '../cleanup/ledger.js';
 import { MQ_READABLE, MQ_WRITABLE, native, type NativeMessageQueue } from '../native.js';
-import { OWN_BODY_MIN } from './channel.js';
 import { ENVELOPE_BYTES } from './envelope.js';
 import { MqDrainPolicy } from './mq-drain.js';
-import type { RecordVisitor, Transport } from './transport.js';
+import { OWN_BODY_MIN, type RecordVisitor, type Transport } from './transport.js';
 
 /** Queue attributes of mq channels. */
 export interface MqChannelOptions {
@@ -77,10 +76,12 @@ export class MqTransport implements Transport {
       visit(0, 0, this.scratch.subarray(0, length));
       return true;
     }
-    let body: Uint8Array = this.scratch.subarray(ENVELOPE_BYTES, length);
-    // The channel keeps a body this large as it is, without a copy (OWN_BODY_MIN): it must own its memory.
-    if (body.byteLength >= OWN_BODY_MIN) body = new Uint8Array(body);
-    visit(this.scratchView.getUint32(0, true), this.scratchView.getUint32(4, true), body);
+    const body = this.scratch.subarray(ENVELOPE_BYTES, length);
+    const tag = this.scratchView.getUint32(0, true);
+    const requestId = this.scratchView.getUint32(4, true);
+    // A large body leaves the scratch buffer as a copy of its own, the only one (OWN_BODY_MIN).
+    if (body.byteLength >= OWN_BODY_MIN) visit(tag, requestId, Buffer.from(body), true);
+    else visit(tag, requestId, body);
     return true;
   }
 

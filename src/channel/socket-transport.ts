@@ -10,7 +10,7 @@
  * false until credit comes back ('drain' follows).
  */
 import { carriesHandle } from './body.js';
-import type { RecordVisitor, Transport } from './transport.js';
+import { OWN_BODY_MIN, type RecordVisitor, type Transport } from './transport.js';
 import { ShmxError } from '../errors.js';
 
 /** Bytes a socket channel may have in flight, unconsumed by the receiving channel. */
@@ -98,7 +98,8 @@ export class SocketTransport implements Transport {
       // Credit goes out before the message is delivered, so it precedes what the app sends in answer: a sender
       // whose next message needs this room (a large request) has it when the reply arrives, not a frame later.
       if (this.peerWaiting || this.consumed >= SOCKET_WINDOW / 2) this.returnCredit();
-      deliver(m.tag, m.requestId, m.body);
+      // Frames are memory of their own (the socket's chunks, or assembled): a large one is kept as it is.
+      deliver(m.tag, m.requestId, m.body, m.body.byteLength >= OWN_BODY_MIN);
     }
     return n;
   }

@@ -9,8 +9,16 @@
 export type TransportKind = 'shm' | 'mq' | 'socket';
 
 /**
- * Sees one record: its tag, request id and body — valid only during the call, unless `owned`: a private copy (a
- * transport asked for copies, see {@link Transport.read}, says so).
+ * From this size up, a kernel-copying transport (mq, socket) hands a body over as memory of its own (`owned`),
+ * so the channel keeps it without a second copy. Smaller ones are views the channel copies: a kept small message
+ * then does not pin a whole receive buffer.
+ */
+export const OWN_BODY_MIN = 64 * 1024;
+
+/**
+ * Sees one record: its tag, request id and body — valid only during the call, unless `owned`: memory of its own,
+ * which the channel may keep as it is (shm: the copies it asked for, see {@link Transport.read}; mq and socket:
+ * bodies of {@link OWN_BODY_MIN} bytes and more).
  */
 export type RecordVisitor = (tag: number, requestId: number, body: Uint8Array, owned?: boolean) => void;
 

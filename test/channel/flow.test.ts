@@ -3,35 +3,23 @@
  * on every transport; a sender never rings for transports that wake the peer by themselves; a failing
  * doorbell never fails a send that already went out.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Session } from '../../src/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TransportKind } from '../../src/channel/index.js';
 import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-transport.js';
 import type { NativeDoorbell } from '../../src/native.js';
-import type { Child } from '../helpers/child.js';
-import { finishPeer, withPeer } from '../helpers/peer.js';
+import { sharedPeer } from '../helpers/peer.js';
 import { SMALL_MQ } from '../helpers/small-queues.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let peer: Child;
-let session: Session;
-let serverApp: string;
-
-beforeAll(async () => {
-  ({ peer, session, serverApp } = await withPeer());
-});
-
-afterAll(async () => {
-  await finishPeer(peer, session, serverApp);
-});
+const shared = sharedPeer();
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
 /** This side's doorbell (it rings the peer through it). */
-const bell = (): NativeDoorbell => (session as unknown as { mux: { wakeup: { bell: NativeDoorbell } } }).mux.wakeup.bell;
+const bell = (): NativeDoorbell => (shared.session as unknown as { mux: { wakeup: { bell: NativeDoorbell } } }).mux.wakeup.bell;
 
 const SIZE = 4096;
 /** Most messages of SIZE bytes each transport may have in flight to a receiver that takes none. */
@@ -44,7 +32,7 @@ const BOUND: Record<TransportKind, number> = {
 describe.each<TransportKind>(['shm', 'mq', 'socket'])('flow control over %s', (transport) => {
   it('a receiver that does not consume holds the sender back; all flows once it does', async () => {
     // The peer takes no message for 1.5 s, then echoes everything.
-    const channel = await session.openChannel({ transport, metadata: { mode: 'lazy', startAfterMs: 1500 } });
+    const channel = await shared.session.openChannel({ transport, metadata: { mode: 'lazy', startAfterMs: 1500 } });
     const n = 1000;
     let sent = 0;
     const sends: Array<Promise<void>> = [];
@@ -65,7 +53,7 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('flow control over %s', (t
 
 describe('wake-ups', () => {
   it.each<TransportKind>(['mq', 'socket'])('a send over %s never rings the peer\'s doorbell', async (transport) => {
-    const channel = await session.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
+    const channel = await shared.session.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     await channel.request(Buffer.from('warm up'), { timeout: 5000 });
     await sleep(100); // both sides idle: parked
     const rings = bell().counters.rings;
@@ -78,7 +66,7 @@ describe('wake-ups', () => {
   });
 
   it('a doorbell that fails after the message went out does not fail the send, and the next one rings', async () => {
-    const channel = await session.openChannel({ metadata: { mode: 'echo' } });
+    const channel = await shared.session.openChannel({ metadata: { mode: 'echo' } });
     await channel.request(Buffer.from('warm up'), { timeout: 5000 });
     const got: string[] = [];
     channel.on('message', (m) => got.push(Buffer.from(m.bytes).toString()));

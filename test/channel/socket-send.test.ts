@@ -3,26 +3,15 @@
  * had when it was sent (the caller may reuse its buffer at once); what a read brings is delivered from that read's
  * callback; credit for a consumed message goes out before the app's answer to it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
-import type { Message, Session } from '../../src/index.js';
+import type { Message } from '../../src/index.js';
 import { SOCKET_WINDOW, SocketTransport } from '../../src/channel/socket-transport.js';
-import type { Child } from '../helpers/child.js';
-import { finishPeer, withPeer } from '../helpers/peer.js';
+import { sharedPeer } from '../helpers/peer.js';
 
-let peer: Child;
-let session: Session;
-let serverApp: string;
+const shared = sharedPeer();
 
-beforeAll(async () => {
-  ({ peer, session, serverApp } = await withPeer());
-});
-
-afterAll(async () => {
-  await finishPeer(peer, session, serverApp);
-});
-
-/** Counts the writes the session socket hands to the kernel (Node's stream calls _write or _writev per write). */
+/** Counts the writes the shared.session socket hands to the kernel (Node's stream calls _write or _writev per write). */
 function countWrites(socket: Socket): { count: () => number; restore: () => void } {
   const s = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
   const write = s._write;
@@ -41,14 +30,14 @@ function countWrites(socket: Socket): { count: () => number; restore: () => void
 
 describe('socket channel sends', () => {
   it('the messages of one tick leave in one write, each with the bytes it had when sent', async () => {
-    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+    const channel = await shared.session.openChannel({ transport: 'socket' }); // the peer echoes
     await channel.request(Buffer.from('warm up'));
     const echoed: number[] = [];
     const all = new Promise<void>((resolve) => channel.on('message', (m: Message) => {
       echoed.push(m.bytes[0]!);
       if (echoed.length === 100) resolve();
     }));
-    const socket = (session as unknown as { parts: { socket: Socket } }).parts.socket;
+    const socket = (shared.session as unknown as { parts: { socket: Socket } }).parts.socket;
     const writes = countWrites(socket);
     const reused = Buffer.alloc(16);
     try {
@@ -68,10 +57,10 @@ describe('socket channel sends', () => {
 });
 
 describe('socket channel delivery', () => {
-  it('delivers what a read of the session socket brought from that read\'s callback, not an event-loop turn later', async () => {
-    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+  it('delivers what a read of the shared.session socket brought from that read\'s callback, not an event-loop turn later', async () => {
+    const channel = await shared.session.openChannel({ transport: 'socket' }); // the peer echoes
     await channel.request(Buffer.from('warm up'));
-    const counters = (session as unknown as { mux: { delivery: { counters: { loopTurns: number } } } }).mux.delivery.counters;
+    const counters = (shared.session as unknown as { mux: { delivery: { counters: { loopTurns: number } } } }).mux.delivery.counters;
     const turns = counters.loopTurns;
     const n = 50;
     for (let i = 0; i < n; i++) await channel.request(Buffer.from([i]));

@@ -2,7 +2,7 @@
  * A peer process (a shmx server from test/fixtures/, channel-peer.ts unless told) and a session to it from the
  * test process. Register {@link stopPeers} in afterEach, or end a long-lived one with {@link finishPeer}.
  */
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { ClientSession, Universe, type ConnectOptions, type Session } from '../../src/index.js';
 import { Child } from './child.js';
 import { shmObjectsOf, testUniverse } from './universe.js';
@@ -33,6 +33,26 @@ export async function finishPeer(peer: Child, session: Session, serverApp: strin
   await session.close();
   await peer.kill('SIGTERM');
   expect(await shmObjectsOf(serverApp)).toEqual([]);
+}
+
+/**
+ * One peer and session for the whole file (or describe block): started in beforeAll, ended with
+ * {@link finishPeer} in afterAll. Read `session` from the returned object inside tests.
+ */
+export function sharedPeer(...args: Parameters<typeof withPeer>): { readonly session: Session } {
+  let started: Awaited<ReturnType<typeof withPeer>> | undefined;
+  beforeAll(async () => {
+    started = await withPeer(...args);
+  });
+  afterAll(async () => {
+    if (started !== undefined) await finishPeer(started.peer, started.session, started.serverApp);
+  });
+  return {
+    get session(): Session {
+      if (started === undefined) throw new Error('sharedPeer: the session exists only once beforeAll ran');
+      return started.session;
+    },
+  };
 }
 
 /** Closes what the test left open: sessions, then peer processes. */
