@@ -6,8 +6,8 @@
  * together, plus the latency of waking a sleeping vCPU. Spinning for `t` µs costs `t` µs of CPU; if it catches
  * the message it saves one wake-up. So the policy keeps a *credit* in µs of CPU: a spin that caught a message
  * after `s` µs earns `WAKE_COST_MICROS - s`, a spin that caught nothing loses all it spun. It spins only while
- * the credit is positive and the recent gaps between idling and the next message are short (a spin is at most
- * about twice the smoothed gap, and never longer than `spinMicros`). Over any stretch the CPU spent spinning is
+ * the credit is positive and the recent gaps between idling and the next message are short (a spin lasts about
+ * twice the smoothed gap but at least {@link WAKE_COST_MICROS}, and never longer than `spinMicros`). Over any stretch the CPU spent spinning is
  * then at most what the wake-ups it saved would have cost (plus the bounded credit), so the default costs no
  * more CPU per round trip than parking every time — which costs less than a Unix socket.
  *
@@ -73,7 +73,13 @@ export class SpinPolicy {
     const max = this.maxMicros;
     this.probing = false;
     if (max <= 0) return 0;
-    if (this.credit > 0 && this.gapEwma <= max) return Math.min(max, 2 * this.gapEwma + 1);
+    // At least what a wake-up costs: the smoothed gap says how long the peer usually takes, not how long it
+    // sometimes takes — in a hot exchange it is ~1 µs, but one turn in ten of a JS peer takes several µs and one
+    // in a hundred 15–25 µs (its own work, a minor GC). A spin of twice the mean gap parks at each of those, and
+    // a parked side makes the peer's next write ring — both sides fall out of the hot loop for a ~30 µs round trip
+    // or more. Spinning up to the cost of the alternative and then parking never costs more than twice the best
+    // choice in hindsight (the rent-or-buy bound), and the credit still stops it where it does not pay.
+    if (this.credit > 0 && this.gapEwma <= max) return Math.min(max, Math.max(WAKE_COST_MICROS, 2 * this.gapEwma + 1));
     // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: a probe now
     // and then lets a dense exchange find its way back to staying hot — at once when the peer is awake and owes
     // us an answer (then both sides spin, which is what a hot closed loop is).

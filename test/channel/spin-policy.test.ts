@@ -18,6 +18,23 @@ describe('spin policy', () => {
     }
   });
 
+  it('spins at least what a wake-up costs while it pays, however short the recent gaps', () => {
+    // A hot exchange: the peer answers within ~1 µs — but now and then it takes several µs (its own work, a minor
+    // GC). A spin of twice the mean gap would park at each of those and push both sides out of the hot loop.
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 50; i++) {
+      p.learnGap(0.5);
+      p.spun(0.5, true);
+    }
+    expect(p.budget()).toBeGreaterThanOrEqual(WAKE_COST_MICROS);
+    p.spun(8, true); // a slow turn, caught
+    expect(p.budget()).toBeGreaterThanOrEqual(WAKE_COST_MICROS);
+    // Never past spinMicros.
+    const low = new SpinPolicy(WAKE_COST_MICROS / 3);
+    for (let i = 0; i < 10; i++) low.learnGap(0.5);
+    expect(low.budget()).toBe(WAKE_COST_MICROS / 3);
+  });
+
   it('stops spinning when spins cost more than the wake-ups they save, and then only probes', () => {
     const late = 2 * WAKE_COST_MICROS; // each spin catches its message only after twice what a wake-up costs
     const p = new SpinPolicy(4 * WAKE_COST_MICROS);
