@@ -131,7 +131,7 @@ async function main(): Promise<void> {
       while (performance.now() < end) {
         const t0 = performance.now();
         (await channel.request(payload)).release();
-        samples[kind].recordNs((performance.now() - t0) * 1e6);
+        samples[kind].recordMs(performance.now() - t0);
       }
       if (kind !== 'quiet') {
         const stopped = once(fuzzer, 'message');

@@ -111,7 +111,9 @@ function rttTables(r: Results, chartFile: string): string[] {
     `Request → receiver reads every byte (checksum) → 8-byte reply with the checksum, which the bench checks. ` +
       `${rtt.options.blocks} interleaved blocks, each path with a fresh peer process per block; per cell and block a ` +
       `${rtt.options.warmupMs} ms warm-up, then ${rtt.options.budgetMs} ms of round trips (at least ${rtt.options.minRounds}); ` +
-      `sizes from ${sizeLabel(rtt.options.largeFrom)} up only in the first ${rtt.options.largeBlocks} block(s). ` +
+      `sizes from ${sizeLabel(rtt.options.largeFrom)} up only in the last ${rtt.options.largeBlocks} block(s). ` +
+      `Before its first cell, each fresh pair settles: ${rtt.options.settleMs} ms of round trips of the smallest size ` +
+      `(V8 compiles a new process's hot code on background threads meanwhile; see "fresh pair" below). ` +
       `Median µs over all blocks, and the median of the per-block ratios to \`net\` (same block, same size). "—": not measured at that size.`,
     '',
   );
@@ -183,6 +185,27 @@ function rttTables(r: Results, chartFile: string): string[] {
           const b = firstOf('net', x);
           return p.id === 'net' || !Number.isFinite(b) ? fmt(v) : `${fmt(v)} ${ratio(v / b)}`;
         })]),
+      ),
+      '',
+    );
+  }
+  const freshPaths = rtt.paths.filter((p) => (rtt.fresh?.[p.id] ?? []).some((x) => x?.count > 0));
+  if (freshPaths.length) {
+    const freshOf = (id: string, key: 'median' | 'p90' | 'mean') => median((rtt.fresh?.[id] ?? []).filter((x) => x?.count > 0).map((x) => x[key]));
+    const withNet = (id: string, key: 'median' | 'p90' | 'mean') => {
+      const v = freshOf(id, key);
+      const b = freshOf('net', key);
+      return id === 'net' || !Number.isFinite(b) ? fmt(v) : `${fmt(v)} ${ratio(v / b)}`;
+    };
+    out.push(
+      `Fresh pair: round trips (µs) of the smallest size during the first ${rtt.options.settleMs} ms of a new peer ` +
+        'pair — the settle phase, left out of every table above — while V8 is still compiling the new process\'s ' +
+        'code; median over the blocks, and the ratio to `net`\'s fresh pair (the very first round trip is in the ' +
+        'first-touch table).',
+      '',
+      markdownTable(
+        ['path', 'median', 'p90', 'mean'],
+        freshPaths.map((p) => [p.id, withNet(p.id, 'median'), withNet(p.id, 'p90'), withNet(p.id, 'mean')]),
       ),
       '',
     );

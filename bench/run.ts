@@ -2,8 +2,9 @@
  * The benchmark suite: `npm run bench` (full), `npm run bench -- --quick` (a subset, minutes), `--smoke` (tiny
  * counts: proves every path and suite runs), `--check` (exit non-zero when a path produced no samples, a
  * checksum or count did not match, or anything threw — never on timings). `--only rtt,cpu` picks suites,
- * `--paths shm,net` picks paths, `--blocks N` overrides the block count, `--sizes 64,4096` the payload sizes, `--report` rewrites
- * docs/performance.md from a quick run too (a full run always does).
+ * `--paths shm,net` picks paths, `--blocks N` overrides the block count, `--settle-ms N` how long a fresh pair
+ * settles before it is measured, `--sizes 64,4096` the payload sizes, `--report` rewrites docs/performance.md
+ * from a quick run too (a full run always does).
  *
  * Results go to bench/results/<timestamp>[-quick].json; a full run also to bench/results/latest.json, from
  * which report.ts writes the tables and charts of docs/performance.md (and the figures quoted in README.md).
@@ -48,9 +49,9 @@ export interface Results {
 const MiB = 2 ** 20;
 const PROFILES = {
   full: {
-    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, minRounds: 3, maxRounds: 20_000, largeFrom: 256 * MiB, largeBlocks: 2, capMs: 20_000 },
+    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, settleMs: 600, minRounds: 3, maxRounds: 20_000, largeFrom: 256 * MiB, largeBlocks: 2, capMs: 20_000 },
     throughput: { count: 200_000, blocks: 5, messageSize: 64 },
-    cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 2 },
+    cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 3, settleMs: 600 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32, growBytes: 1024 * MiB },
     sessions: { opens: 300, warmup: 30, sessions: 100, settleSeconds: 5, windowSeconds: 10 },
     death: { trials: 200 },
@@ -58,9 +59,9 @@ const PROFILES = {
     stallMs: 180_000,
   },
   quick: {
-    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, minRounds: 3, maxRounds: 10_000, largeFrom: 16 * MiB, largeBlocks: 1, capMs: 5_000 },
+    rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, settleMs: 150, minRounds: 3, maxRounds: 10_000, largeFrom: 16 * MiB, largeBlocks: 1, capMs: 5_000 },
     throughput: { count: 20_000, blocks: 2, messageSize: 64 },
-    cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1 },
+    cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1, settleMs: 150 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32, growBytes: 256 * MiB },
     sessions: { opens: 50, warmup: 10, sessions: 100, settleSeconds: 1, windowSeconds: 2 },
     death: { trials: 30 },
@@ -68,9 +69,9 @@ const PROFILES = {
     stallMs: 60_000,
   },
   smoke: {
-    rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, minRounds: 3, maxRounds: 50, largeFrom: Number.MAX_SAFE_INTEGER, largeBlocks: 1, capMs: 1_000 },
+    rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, settleMs: 5, minRounds: 3, maxRounds: 50, largeFrom: Number.MAX_SAFE_INTEGER, largeBlocks: 1, capMs: 1_000 },
     throughput: { count: 2_000, blocks: 1, messageSize: 64 },
-    cpu: { rates: [1_000], seconds: 0.2, blocks: 1 },
+    cpu: { rates: [1_000], seconds: 0.2, blocks: 1, settleMs: 5 },
     arena: { sizes: [16, 4096], batches: 20, batch: 32, growBytes: 16 * MiB },
     sessions: { opens: 3, warmup: 1, sessions: 3, settleSeconds: 0, windowSeconds: 0.2 },
     death: { trials: 2 },
@@ -98,6 +99,12 @@ async function main(): Promise<number> {
     const n = Number(blocks);
     if (!Number.isInteger(n) || n < 1) throw new RangeError('--blocks must be a positive integer');
     p.rtt.blocks = p.throughput.blocks = p.cpu.blocks = n;
+  }
+  const settle = value('settle-ms');
+  if (settle !== undefined) {
+    const n = Number(settle);
+    if (!Number.isFinite(n) || n < 0) throw new RangeError('--settle-ms must be a non-negative number');
+    p.rtt.settleMs = p.cpu.settleMs = n;
   }
   const sizes = value('sizes');
   if (sizes !== undefined) {

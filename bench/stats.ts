@@ -3,9 +3,13 @@
  * and the formatting helpers every table uses.
  *
  * Why `perf_hooks.createHistogram` rather than hdr-histogram-js: it is Node's own binding of HdrHistogram_c
- * (the C original), so it needs no dependency, records a sample with one native call, and already speaks
- * nanoseconds as integers (`record(bigint | number)`), which is what `process.hrtime.bigint()` gives. Its
- * precision (3 significant digits) is far finer than what a run on a shared VM can resolve.
+ * (the C original), so it needs no dependency and records a sample with one native call. Its precision (3
+ * significant digits) is far finer than what a run on a shared VM can resolve.
+ *
+ * Samples are plain numbers, timed with `performance.now()` (a double, sub-µs resolution): BigInt arithmetic
+ * from `process.hrtime.bigint()` in a measuring loop allocates, and V8 deoptimized the loop over it again and
+ * again (hundreds of bailouts in one rtt run) — for a path whose round trip takes 2–3 µs, 20 µs of the
+ * bench's own interpreted code per round trip decided the result.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
@@ -24,10 +28,14 @@ export interface Summary {
 export class Recorder {
   readonly histogram: RecordableHistogram = createHistogram({ lowest: 1, highest: 3_600_000_000_000, figures: 3 });
 
-  /** Records one sample in nanoseconds (clamped to ≥ 1, the histogram's floor). */
-  recordNs(ns: number | bigint): void {
-    const value = typeof ns === 'bigint' ? ns : BigInt(Math.round(ns));
-    this.histogram.record(value < 1n ? 1n : value);
+  /** Records one sample in nanoseconds (rounded, clamped to ≥ 1, the histogram's floor). */
+  recordNs(ns: number): void {
+    this.histogram.record(ns < 1 ? 1 : Math.round(ns));
+  }
+
+  /** Records one sample given in milliseconds (a difference of two `performance.now()` readings). */
+  recordMs(ms: number): void {
+    this.recordNs(ms * 1e6);
   }
 
   get count(): number {

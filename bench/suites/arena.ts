@@ -66,9 +66,9 @@ function pairTime(arena: Arena, size: number, o: ArenaOptions): Summary {
   for (let w = 0; w < 200; w++) for (let i = 0; i < o.batch; i++) arena.free(arena.alloc(size));
   const rec = new Recorder();
   for (let b = 0; b < o.batches; b++) {
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     for (let i = 0; i < o.batch; i++) arena.free(arena.alloc(size));
-    rec.recordNs(Number(process.hrtime.bigint() - t0) / o.batch);
+    rec.recordMs((performance.now() - t0) / o.batch);
   }
   heartbeat.beats++;
   return rec.summary();

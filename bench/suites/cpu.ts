@@ -17,6 +17,9 @@ export interface CpuOptions {
   rates: number[];
   seconds: number;
   blocks: number;
+  /** Closed-loop round trips on each fresh pair before its first window (see RttOptions.settleMs): a fresh
+   *  process's compiler threads would otherwise be counted in the first rate's CPU. */
+  settleMs: number;
 }
 
 export interface CpuRow {
@@ -129,8 +132,10 @@ export async function runCpu(paths: Path[], o: CpuOptions, checks: Checks): Prom
       let client: Client | undefined;
       try {
         client = await connectPath(path);
-        // Warm the path up (JIT, first faults) before the first window.
-        for (let i = 0; i < 200; i++) await client.roundTrip(payloadOf(64));
+        // Let the fresh pair settle (JIT, first faults) before the first window.
+        const warm = performance.now() + o.settleMs;
+        do await client.roundTrip(payloadOf(64));
+        while (performance.now() < warm);
         for (const rate of o.rates) {
           progress(`cpu  block ${block + 1}/${o.blocks}  ${path.id.padEnd(10)} ${rate}/s`);
           heartbeat.what = `${path.id} at ${rate}/s`;

@@ -105,8 +105,8 @@ export async function runDeath(o: DeathOptions, checks: Checks): Promise<DeathRe
       socket.destroy();
       heartbeat.beats++;
       if (h.reason !== 'peer-crashed') checks.fail(`peer death: 'hosed' with reason ${h.reason}, expected peer-crashed`);
-      hosed.recordNs(h.at - killedAt);
-      floor.recordNs(eof - killedAt);
+      hosed.recordNs(Number(h.at - killedAt));
+      floor.recordNs(Number(eof - killedAt));
       pairs.push(Number(h.at - killedAt) / Number(eof - killedAt));
     }
   } finally {

@@ -16,10 +16,18 @@ export interface RttOptions {
   /** Time spent measuring one (path, size) in one block, after its warm-up. */
   budgetMs: number;
   warmupMs: number;
+  /**
+   * A fresh peer pair first exchanges round trips of the smallest size for this long, before any cell is
+   * measured. V8 compiles a new process's hot code on background threads during its first few hundred ms; on a
+   * 2-vCPU machine those threads compete with two busy peers, and every path runs slowly and erratically until
+   * they are done. What a fresh pair does meanwhile is reported on its own ({@link RttResult.fresh}).
+   */
+  settleMs: number;
   /** At least this many round trips per cell and block, whatever the budget. */
   minRounds: number;
   maxRounds: number;
-  /** Sizes from this one up are measured only in the first `largeBlocks` blocks (a 1 GiB round trip takes seconds). */
+  /** Sizes from this one up are measured only in the last `largeBlocks` blocks (a 1 GiB round trip takes seconds;
+   *  the last blocks, because the bench process's own code for every path is compiled by then). */
   largeFrom: number;
   largeBlocks: number;
   /** A cell whose round trips take longer stops after this much time, with at least one measured round trip. */
@@ -43,6 +51,8 @@ export interface RttResult {
   cells: Record<string, Record<string, RttCell>>;
   /** Median of per-block ratios: ratios[pathId][size][baseline id]. */
   ratios: Record<string, Record<string, Record<string, number>>>;
+  /** fresh[pathId] = per block, the settle phase's summary (µs): the first `settleMs` of a fresh pair. */
+  fresh: Record<string, Summary[]>;
 }
 
 /** Connects a path with its peer started by the harness. */
@@ -68,50 +78,70 @@ export function dropPayloads(): void {
   payloads.clear();
 }
 
-const now = () => process.hrtime.bigint();
+/** How long a run of round trips lasts: `ms`, but at least `minRounds` (unless that takes past `capMs`) and at
+ *  most `maxRounds`. */
+interface Span {
+  ms: number;
+  minRounds: number;
+  maxRounds: number;
+  capMs: number;
+}
+
+/**
+ * Round trips of `payload` for a span: the first one's time (ms) and a recorder of them all. Timed with
+ * `performance.now()`, not BigInts (see stats.ts).
+ */
+async function roundTripsFor(client: Client, payload: Payload, span: Span,
+  verify: (a: { sum: number; length: number }) => void): Promise<{ recorder: Recorder; firstMs: number }> {
+  const recorder = new Recorder();
+  const start = performance.now();
+  const end = start + span.ms;
+  const cap = start + span.capMs;
+  let firstMs = 0;
+  let n = 0;
+  for (;;) {
+    const t0 = performance.now();
+    let r = client.roundTrip(payload);
+    if (r instanceof Promise) r = await r;
+    const t1 = performance.now();
+    if (n === 0) firstMs = t1 - t0;
+    recorder.recordMs(t1 - t0);
+    verify(r);
+    heartbeat.beats++;
+    n++;
+    if (n >= span.maxRounds || (t1 >= end && (n >= span.minRounds || t1 >= cap))) break;
+  }
+  return { recorder, firstMs };
+}
+
+/** Checks answers against `payload`; counts the bad ones. */
+function verifier(path: Path, payload: Payload): { verify: (a: { sum: number; length: number }) => void; bad: () => number } {
+  let bad = 0;
+  return {
+    verify: (a) => {
+      if (a.length !== payload.size >>> 0 || (path.reads !== false && a.sum !== payload.sum)) bad++;
+    },
+    bad: () => bad,
+  };
+}
 
 /**
  * Warm-up, then round trips until the budget is spent (at least minRounds); every answer is checked. The first
  * round trip of the warm-up is timed on its own (first touch).
  */
-async function measureCell(client: Client, path: Path, payload: Payload, o: RttOptions, checks: Checks): Promise<{ recorder: Recorder; firstNs: bigint }> {
-  const recorder = new Recorder();
-  let firstNs = 0n;
-  let bad = 0;
-  const verify = (a: { sum: number; length: number }) => {
-    if (a.length !== payload.size >>> 0 || (path.reads !== false && a.sum !== payload.sum)) bad++;
-  };
+async function measureCell(client: Client, path: Path, payload: Payload, o: RttOptions, checks: Checks): Promise<{ recorder: Recorder; firstMs: number }> {
+  let result: { recorder: Recorder; firstMs: number };
+  const { verify, bad } = verifier(path, payload);
   await client.prepare?.(payload);
   try {
-    const warmEnd = now() + BigInt(o.warmupMs * 1e6);
-    let warm = 0;
-    do {
-      const t0 = now();
-      let r = client.roundTrip(payload);
-      if (r instanceof Promise) r = await r;
-      if (warm === 0) firstNs = now() - t0;
-      verify(r);
-      heartbeat.beats++;
-      warm++;
-    } while (now() < warmEnd && warm < o.maxRounds);
-    const start = now();
-    const end = start + BigInt(o.budgetMs * 1e6);
-    const cap = start + BigInt(o.capMs * 1e6);
-    let rounds = 0;
-    while ((rounds < o.minRounds && (rounds === 0 || now() < cap)) || (rounds < o.maxRounds && now() < end)) {
-      const t0 = now();
-      let r = client.roundTrip(payload);
-      if (r instanceof Promise) r = await r;
-      recorder.recordNs(now() - t0);
-      verify(r);
-      heartbeat.beats++;
-      rounds++;
-    }
+    const { firstMs } = await roundTripsFor(client, payload, { ms: o.warmupMs, minRounds: 1, maxRounds: o.maxRounds, capMs: o.warmupMs }, verify);
+    const { recorder } = await roundTripsFor(client, payload, { ms: o.budgetMs, minRounds: o.minRounds, maxRounds: o.maxRounds, capMs: o.capMs }, verify);
+    result = { recorder, firstMs };
   } finally {
     client.unprepare?.();
   }
-  if (bad > 0) checks.fail(`${path.id} ${sizeLabel(payload.size)}: ${bad} answers with a wrong checksum or length`);
-  return { recorder, firstNs };
+  if (bad() > 0) checks.fail(`${path.id} ${sizeLabel(payload.size)}: ${bad()} answers with a wrong checksum or length`);
+  return result;
 }
 
 export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks): Promise<RttResult> {
@@ -124,7 +154,8 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
     cells[p.id] = {};
     for (const s of sizesOf(p)) cells[p.id]![s] = { summary: new Recorder().summary(), blocks: [], errors: [] };
   }
-  const inBlock = (p: Path, block: number) => sizesOf(p).filter((s) => s < o.largeFrom || block < o.largeBlocks);
+  const inBlock = (p: Path, block: number) => sizesOf(p).filter((s) => s < o.largeFrom || block >= o.blocks - o.largeBlocks);
+  const fresh: RttResult['fresh'] = {};
   let total = 0;
   for (let block = 0; block < o.blocks; block++) for (const p of measured) total += inBlock(p, block).length;
   let done = 0;
@@ -135,15 +166,24 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
       try {
         heartbeat.what = `${path.id}: connecting`;
         client = await connectPath(path);
+        // The fresh pair settles first (see RttOptions.settleMs); its very first round trip is the smallest
+        // size's first touch.
+        const smallest = payloadOf(sizesOf(path)[0]!);
+        heartbeat.what = `${path.id}: settling`;
+        progress(`rtt  block ${block + 1}/${o.blocks}  ${path.id.padEnd(14)} settling`);
+        const check = verifier(path, smallest);
+        const settled = await roundTripsFor(client, smallest, { ms: o.settleMs, minRounds: 1, maxRounds: Number.MAX_SAFE_INTEGER, capMs: o.settleMs }, check.verify);
+        if (check.bad() > 0) checks.fail(`${path.id}: ${check.bad()} answers with a wrong checksum or length while settling`);
+        (fresh[path.id] ??= [])[block] = settled.recorder.summary();
         for (const size of inBlock(path, block)) {
           const payload = payloadOf(size);
           progress(`rtt  block ${block + 1}/${o.blocks}  ${path.id.padEnd(14)} ${sizeLabel(size).padStart(7)}  [${++done}/${total}]`);
           heartbeat.what = `${path.id} ${sizeLabel(size)} round trips`;
           const cell = cells[path.id]![size]!;
           try {
-            const { recorder: rec, firstNs } = await measureCell(client, path, payload, o, checks);
+            const { recorder: rec, firstMs } = await measureCell(client, path, payload, o, checks);
             cell.blocks[block] = rec.summary().median;
-            (cell.first ??= [])[block] = Number(firstNs) / 1000;
+            (cell.first ??= [])[block] = (size === smallest.size ? settled.firstMs : firstMs) * 1000;
             const all = merged.get(key(path, size));
             if (all) all.histogram.add(rec.histogram);
             else merged.set(key(path, size), rec);
@@ -190,5 +230,6 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
     paths: measured.map((p) => ({ id: p.id, label: p.label, group: p.group, reads: p.reads !== false, maxSize: p.maxSize ?? null })),
     cells,
     ratios,
+    fresh,
   };
 }

@@ -161,9 +161,9 @@ async function openTimes(o: SessionOptions, checks: Checks): Promise<SessionResu
       }
       heartbeat.beats++;
       if (i < o.warmup) continue;
-      both.recordNs(open.both);
-      client.recordNs(open.client);
-      base.recordNs(baseline);
+      both.recordNs(Number(open.both));
+      client.recordNs(Number(open.client));
+      base.recordNs(Number(baseline));
       pairs.push(Number(open.both) / Number(baseline));
     }
   } finally {
