@@ -50,7 +50,7 @@ const MiB = 2 ** 20;
 const PROFILES = {
   full: {
     rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB, 256 * MiB, 1024 * MiB], blocks: 5, budgetMs: 250, warmupMs: 100, settleMs: 600, minRounds: 3, maxRounds: 20_000, largeFrom: 256 * MiB, largeBlocks: 2, capMs: 20_000 },
-    throughput: { count: 200_000, blocks: 5, messageSize: 64 },
+    throughput: { count: 200_000, blocks: 5, messageSize: 64, settleMs: 600 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 2, blocks: 3, settleMs: 600 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 4000, batch: 32, growBytes: 1024 * MiB },
     sessions: { opens: 300, warmup: 30, sessions: 100, settleSeconds: 5, windowSeconds: 10 },
@@ -60,7 +60,7 @@ const PROFILES = {
   },
   quick: {
     rtt: { sizes: [64, 4096, 64 * 1024, MiB, 16 * MiB], blocks: 2, budgetMs: 100, warmupMs: 40, settleMs: 150, minRounds: 3, maxRounds: 10_000, largeFrom: 16 * MiB, largeBlocks: 1, capMs: 5_000 },
-    throughput: { count: 20_000, blocks: 2, messageSize: 64 },
+    throughput: { count: 20_000, blocks: 2, messageSize: 64, settleMs: 150 },
     cpu: { rates: [1_000, 10_000, 50_000], seconds: 0.5, blocks: 1, settleMs: 150 },
     arena: { sizes: [16, 256, 4096, 65536, MiB], batches: 500, batch: 32, growBytes: 256 * MiB },
     sessions: { opens: 50, warmup: 10, sessions: 100, settleSeconds: 1, windowSeconds: 2 },
@@ -70,7 +70,7 @@ const PROFILES = {
   },
   smoke: {
     rtt: { sizes: [64, 4096], blocks: 1, budgetMs: 5, warmupMs: 2, settleMs: 5, minRounds: 3, maxRounds: 50, largeFrom: Number.MAX_SAFE_INTEGER, largeBlocks: 1, capMs: 1_000 },
-    throughput: { count: 2_000, blocks: 1, messageSize: 64 },
+    throughput: { count: 2_000, blocks: 1, messageSize: 64, settleMs: 5 },
     cpu: { rates: [1_000], seconds: 0.2, blocks: 1, settleMs: 5 },
     arena: { sizes: [16, 4096], batches: 20, batch: 32, growBytes: 16 * MiB },
     sessions: { opens: 3, warmup: 1, sessions: 3, settleSeconds: 0, windowSeconds: 0.2 },
@@ -104,7 +104,7 @@ async function main(): Promise<number> {
   if (settle !== undefined) {
     const n = Number(settle);
     if (!Number.isFinite(n) || n < 0) throw new RangeError('--settle-ms must be a non-negative number');
-    p.rtt.settleMs = p.cpu.settleMs = n;
+    p.rtt.settleMs = p.cpu.settleMs = p.throughput.settleMs = n;
   }
   const sizes = value('sizes');
   if (sizes !== undefined) {
