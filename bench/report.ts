@@ -238,7 +238,7 @@ function throughputSection(r: Results, chartFile: string): string[] {
   return [
     '### One-way throughput, 64-byte messages',
     '',
-    `${t.options.count.toLocaleString('en-US')} messages per block (after a tenth as many to warm up), sent until the path ` +
+    `${t.options.count.toLocaleString('en-US')} messages per block (after floods of a tenth as many for ${t.options.settleMs ?? 0} ms: the fresh pair settles), sent until the path ` +
       `says "slow down", then waiting for room; the clock stops when the receiver's count comes back. ` +
       `${t.options.blocks} blocks, fresh peers; median of the blocks and median of the per-block ratios to \`net\`. Default ring size.`,
     '',
