@@ -12,10 +12,10 @@
  * more CPU per round trip than parking every time — which costs less than a Unix socket.
  *
  * Back-off under load comes from the same measure: on a loaded machine the peer is often not running, spins
- * miss, the credit runs out and the receiver parks. Once spinning has stopped, a short probe (at most
- * `WAKE_COST_MICROS`) every {@link PROBE_EVERY} idles finds out whether traffic became dense again — its cost is
- * bounded by `WAKE_COST_MICROS / PROBE_EVERY` per message; one that catches a message within a few µs is enough
- * to spin again.
+ * miss, the credit runs out and the receiver parks. Once spinning has stopped, a probe of {@link PROBE_MICROS}
+ * every {@link PROBE_EVERY} idles — only while the recent gaps are within a probe's length, so that it can catch
+ * something — finds out whether traffic became dense again; its cost is bounded by `PROBE_MICROS / PROBE_EVERY`
+ * per message, and one that catches a message buys a short trial.
  *
  * Pure bookkeeping (no clock, no I/O): the delivery loop measures and reports; tests drive it directly.
  */
@@ -83,7 +83,10 @@ export class SpinPolicy {
     // Two parked sides each see the other's wake-up latency as the gap, and would never spin again: a probe now
     // and then lets a dense exchange find its way back to staying hot — at once when the peer is awake and owes
     // us an answer (then both sides spin, which is what a hot closed loop is).
-    if (!answerDue && ++this.idles % PROBE_EVERY !== 0) return 0;
+    // A periodic probe only while messages come within a probe's length of going idle: messages paced further
+    // apart (10k/s and slower) can never be caught by one, and its cost would be all it does. A cold closed
+    // loop's gaps are a parked peer's wake-up and answer, well within it on an idle machine.
+    if (!answerDue && (++this.idles % PROBE_EVERY !== 0 || this.gapEwma > PROBE_MICROS)) return 0;
     this.probing = true;
     return Math.min(max, PROBE_MICROS);
   }

@@ -101,6 +101,7 @@ describe('spin policy', () => {
 
   it('misses drive it to probes of at most PROBE_MICROS, one in PROBE_EVERY idles', () => {
     const p = new SpinPolicy(1000);
+    for (let i = 0; i < 20; i++) p.learnGap(10); // dense traffic, but spins that miss
     for (let i = 0; i < 10; i++) p.spun(1000, false);
     const budgets = Array.from({ length: 4 * PROBE_EVERY }, () => p.budget());
     expect(budgets.filter((b) => b > 0)).toHaveLength(4);
@@ -120,6 +121,21 @@ describe('spin policy', () => {
     }
     expect(resumed).toBeGreaterThan(0);
     expect(p.budget()).toBeGreaterThan(0);
+  });
+
+  it('no periodic probes while messages come further apart than a probe lasts (paced traffic)', () => {
+    const p = new SpinPolicy(100);
+    for (let i = 0; i < 20; i++) p.learnGap(2 * PROBE_MICROS); // e.g. requests paced at 10k/s
+    for (let i = 0; i < 10; i++) p.spun(100, false); // spinning stopped paying
+    const budgets = Array.from({ length: 8 * PROBE_EVERY }, () => p.budget());
+    expect(budgets.every((b) => b === 0)).toBe(true);
+    // Traffic turns dense again (gaps learned from the rings shrink): the probes come back.
+    for (let i = 0; i < 20; i++) p.learnGap(PROBE_MICROS / 2);
+    const again = Array.from({ length: 2 * PROBE_EVERY }, () => p.budget());
+    expect(again.filter((b) => b > 0)).toHaveLength(2);
+    // A side awaiting a reply from an awake peer still probes at once.
+    for (let i = 0; i < 20; i++) p.learnGap(2 * PROBE_MICROS);
+    expect(p.budget(true)).toBe(PROBE_MICROS);
   });
 
   it('spinMicros 0 never spins', () => {
