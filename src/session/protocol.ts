@@ -64,14 +64,20 @@ export function protocolError(message: string): ShmxError {
   return new ShmxError('EPROTO', `protocol error: ${message}`);
 }
 
+/** Frames up to this size get their buffer as soon as their header arrives (see {@link FrameReader}). */
+export const EAGER_FRAME_BYTES = 16 * 1024 * 1024;
+
 /**
  * Splits a byte stream into frames. Rejects unknown types, non-zero reserved bytes and payloads over the
  * limit of their type before buffering them, so a hostile peer cannot make us allocate without bound.
  *
  * A frame that lies whole in one chunk is handed out as a view of it. One that spans chunks gets a buffer of its
- * exact size when its header arrives, and each chunk is copied into it as it comes, while it is hot in the cache:
- * one copy per byte (gathering the chunks and joining them at the end cost a second pass over cold memory — for
- * a 1 GiB socket-channel message, a second gigabyte too).
+ * exact size, and each chunk is copied into it as it comes, while it is hot in the cache: one copy per byte
+ * (gathering the chunks and joining them at the end cost a second pass over cold memory — for a 1 GiB
+ * socket-channel message, a second gigabyte too). A frame of up to {@link EAGER_FRAME_BYTES} gets its buffer when
+ * its header arrives; a larger one once a quarter of it has: a header alone, a few bytes from a hostile peer,
+ * must not make us reserve a gigabyte (address space, and external memory that drives V8's collector) — so we
+ * never hold more than four times what the peer has really sent, at the price of copying that quarter twice.
  */
 export class FrameReader {
   /** A header split across chunks: its first `headBytes` bytes. */
@@ -81,6 +87,10 @@ export class FrameReader {
   private body: Buffer | undefined;
   private bodyType: FrameType = FrameType.Ping;
   private filled = 0;
+  /** A large frame whose buffer is not made yet: its length, and the parts received so far. */
+  private gathering = 0;
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
   /** Limit for bulk frames (ChannelData); 0 while handshaking, when they are not allowed. */
   maxBulkPayload = 0;
 
@@ -92,6 +102,18 @@ export class FrameReader {
     const end = chunk.length;
     let at = 0;
     while (at < end) {
+      if (this.gathering > 0) {
+        const n = Math.min(end - at, this.gathering - this.gatheredBytes);
+        this.gathered.push(chunk.subarray(at, at + n));
+        this.gatheredBytes += n;
+        at += n;
+        if (this.gatheredBytes * 4 < this.gathering) break;
+        this.body = Buffer.allocUnsafe(this.gathering);
+        for (const part of this.gathered) this.filled += part.copy(this.body, this.filled);
+        this.gathering = 0;
+        this.gathered = [];
+        this.gatheredBytes = 0;
+      }
       const body = this.body;
       if (body !== undefined) {
         const n = chunk.copy(body, this.filled, at, Math.min(end, at + body.length - this.filled));
@@ -127,8 +149,9 @@ export class FrameReader {
         frames.push({ type: type as FrameType, payload: chunk.subarray(at, at + length) });
         at += length;
       } else {
-        this.body = Buffer.allocUnsafe(length);
         this.bodyType = type as FrameType;
+        if (length <= EAGER_FRAME_BYTES) this.body = Buffer.allocUnsafe(length);
+        else this.gathering = length;
       }
     }
     return frames;

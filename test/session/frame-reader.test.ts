@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FrameReader, FrameType, HEADER_BYTES, encodeFrame } from '../../src/session/protocol.js';
+import { EAGER_FRAME_BYTES, FrameReader, FrameType, HEADER_BYTES, encodeFrame, encodeFrameHeader } from '../../src/session/protocol.js';
 
 const TYPES = [FrameType.Ping, FrameType.Channel, FrameType.ChannelData, FrameType.Close];
 
@@ -57,6 +57,29 @@ describe('FrameReader', () => {
     expect(data!.payload.equals(big)).toBe(true);
     expect(ping!.type).toBe(FrameType.Ping);
     expect(ping!.payload.buffer).toBe(chunks[2]!.buffer);
+  });
+
+  it('does not reserve a large frame on its header alone: at most four times what has arrived', () => {
+    const r = new FrameReader(64 * 1024);
+    r.maxBulkPayload = 2 ** 30;
+    const before = process.memoryUsage().arrayBuffers;
+    // A hostile peer's header for a 1 GiB frame, and a few bytes of it.
+    expect(r.push(Buffer.concat([encodeFrameHeader(FrameType.ChannelData, 2 ** 30), Buffer.alloc(1024, 1)]))).toEqual([]);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(EAGER_FRAME_BYTES);
+  });
+
+  it('assembles a frame larger than EAGER_FRAME_BYTES exactly, across the point where its buffer is made', () => {
+    const big = Buffer.allocUnsafe(2 * EAGER_FRAME_BYTES + 12_345);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+    const stream = Buffer.concat([encodeFrame(FrameType.ChannelData, big), encodeFrame(FrameType.Ping)]);
+    const r = new FrameReader(64 * 1024);
+    r.maxBulkPayload = 2 ** 30;
+    const got: Array<{ type: FrameType; payload: Buffer }> = [];
+    const step = 1_000_003; // chunks that straddle the quarter mark and the frame's end
+    for (let at = 0; at < stream.length; at += step) got.push(...r.push(stream.subarray(at, at + step)));
+    expect(got.map((f) => f.type)).toEqual([FrameType.ChannelData, FrameType.Ping]);
+    expect(got[0]!.payload.length).toBe(big.length);
+    expect(got[0]!.payload.equals(big)).toBe(true);
   });
 
   it('refuses an oversized, unknown or unclean header as soon as it is complete, even split across chunks', () => {
