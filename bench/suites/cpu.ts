@@ -11,7 +11,7 @@ import { heartbeat, type Checks } from '../checks.js';
 import { progress } from '../harness.js';
 import type { Answer, Client, Path } from '../paths.js';
 import { median } from '../stats.js';
-import { connectPath, payloadOf } from './rtt.js';
+import { connectPath, payloadOf, settlePair } from './rtt.js';
 
 export interface CpuOptions {
   rates: number[];
@@ -133,9 +133,7 @@ export async function runCpu(paths: Path[], o: CpuOptions, checks: Checks): Prom
       try {
         client = await connectPath(path);
         // Let the fresh pair settle (JIT, first faults) before the first window.
-        const warm = performance.now() + o.settleMs;
-        do await client.roundTrip(payloadOf(64));
-        while (performance.now() < warm);
+        await settlePair(client, path, payloadOf(64), o.settleMs, checks);
         for (const rate of o.rates) {
           progress(`cpu  block ${block + 1}/${o.blocks}  ${path.id.padEnd(10)} ${rate}/s`);
           heartbeat.what = `${path.id} at ${rate}/s`;

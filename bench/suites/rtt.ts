@@ -126,6 +126,18 @@ function verifier(path: Path, payload: Payload): { verify: (a: { sum: number; le
 }
 
 /**
+ * Lets a fresh pair settle (see {@link RttOptions.settleMs}): round trips of `payload` for `ms`, every answer
+ * checked. The first round trip's time (ms) and a recorder of them all.
+ */
+export async function settlePair(client: Client, path: Path, payload: Payload, ms: number,
+  checks: Checks): Promise<{ recorder: Recorder; firstMs: number }> {
+  const check = verifier(path, payload);
+  const settled = await roundTripsFor(client, payload, { ms, minRounds: 1, maxRounds: Number.MAX_SAFE_INTEGER, capMs: ms }, check.verify);
+  if (check.bad() > 0) checks.fail(`${path.id}: ${check.bad()} answers with a wrong checksum or length while settling`);
+  return settled;
+}
+
+/**
  * Warm-up, then round trips until the budget is spent (at least minRounds); every answer is checked. The first
  * round trip of the warm-up is timed on its own (first touch).
  */
@@ -171,9 +183,7 @@ export async function runRoundTrips(paths: Path[], o: RttOptions, checks: Checks
         const smallest = payloadOf(sizesOf(path)[0]!);
         heartbeat.what = `${path.id}: settling`;
         progress(`rtt  block ${block + 1}/${o.blocks}  ${path.id.padEnd(14)} settling`);
-        const check = verifier(path, smallest);
-        const settled = await roundTripsFor(client, smallest, { ms: o.settleMs, minRounds: 1, maxRounds: Number.MAX_SAFE_INTEGER, capMs: o.settleMs }, check.verify);
-        if (check.bad() > 0) checks.fail(`${path.id}: ${check.bad()} answers with a wrong checksum or length while settling`);
+        const settled = await settlePair(client, path, smallest, o.settleMs, checks);
         (fresh[path.id] ??= [])[block] = settled.recorder.summary();
         for (const size of inBlock(path, block)) {
           const payload = payloadOf(size);
