@@ -275,9 +275,11 @@ export class Ring {
    * Reads the next record, if any, and calls `visit` with its tag, the payload's u32 prefix and a view of the
    * rest (valid until the read count is published: {@link publishRead} or {@link giveBack}, which the caller
    * does between records and once its batch is over) — or, with `copy`, a private copy of it, the app's to keep
-   * (a view of a copy shared with the records around it, copied with them in one go). Returns false when the ring is empty. A payload shorter than its
-   * prefix is reported with tag 0 (the channel rejects kind 0). After a {@link detach} (even one made by `visit`
-   * itself) nothing is written to the ring.
+   * (a view of a copy shared with the records around it, copied with them in one go). Returns false when the
+   * ring is empty. A payload shorter than its prefix is reported with tag 0 (the channel rejects kind 0). After
+   * a {@link detach} (even one made by `visit` itself) nothing is written to the ring. A hostile producer that
+   * rewrites published bytes after the copy was taken gets its own garbage delivered, never a read out of bounds:
+   * each head is checked in the ring, and a body is sliced from the copy only within the copy.
    */
   read(visit: (tag: number, prefix: number, body: Uint8Array, copied: boolean) => void, copy = false): boolean {
     if (this.detached) return false;
