@@ -1,6 +1,7 @@
 /**
- * A channel multiplexed on the session's Unix stream socket: the kernel copies every byte, twice — the
- * baseline the shared-memory transport is measured against, and a fallback that needs no shared memory.
+ * A channel multiplexed on the session's Unix stream socket: the kernel copies every byte, twice, and the channel
+ * needs no shared memory of its own. Payloads over `maxSocketMessage` (8 KiB by default) go through the session
+ * arena instead, as on mq (the channel decides that: body.ts).
  *
  * Flow control is by credit, per channel: a sender may have at most {@link SOCKET_WINDOW} bytes (each message
  * counted with {@link SOCKET_MESSAGE_COST} extra) that the receiving channel has not yet taken; a single
@@ -41,6 +42,17 @@ interface Unacked {
   end: number;
   tag: number;
   body: Uint8Array;
+}
+
+/**
+ * Whether a body can be handed to the app as it is, uncopied. Frames are memory of their own — a read of the socket
+ * (Node gives each read a buffer of exactly what it brought), or a buffer a frame was assembled in — so the
+ * channel may keep one as it is: a large one always, a smaller one when it is most of that memory (a request
+ * read alone), since a kept message then pins at most twice its size. A small one among others of a burst is
+ * copied, so that keeping it does not pin the whole read.
+ */
+function ownable(body: Uint8Array): boolean {
+  return body.byteLength >= OWN_BODY_MIN || body.byteLength * 2 >= body.buffer.byteLength;
 }
 
 export class SocketTransport implements Transport {
@@ -98,8 +110,7 @@ export class SocketTransport implements Transport {
       // Credit goes out before the message is delivered, so it precedes what the app sends in answer: a sender
       // whose next message needs this room (a large request) has it when the reply arrives, not a frame later.
       if (this.peerWaiting || this.consumed >= SOCKET_WINDOW / 2) this.returnCredit();
-      // Frames are memory of their own (the socket's chunks, or assembled): a large one is kept as it is.
-      deliver(m.tag, m.requestId, m.body, m.body.byteLength >= OWN_BODY_MIN);
+      deliver(m.tag, m.requestId, m.body, ownable(m.body));
     }
     return n;
   }

@@ -20,6 +20,7 @@ import '../dispose.js';
 import { emitCounted, REJECTION } from '../listener-errors.js';
 import { abortError, checkAbortOptions, raceCancel } from '../abort.js';
 import type { Logger } from '../log.js';
+import { FrameWriter } from './frame-writer.js';
 import { onKeepAliveTick } from './keep-alive-clock.js';
 import { queuePrefix } from './scope-names.js';
 import type { SessionQuotaPolicy, SessionQuotaUsage } from './quotas.js';
@@ -28,16 +29,11 @@ import { canTransition, isCloseReason, isFault, type CloseReason, type SessionSt
 import {
   CONTROL_MAX_PAYLOAD,
   encodeFrame,
-  encodeFrameHeader,
   encodeJsonFrame,
   FrameType,
-  joinFrame,
   parseJsonPayload,
   type FrameReader,
 } from './protocol.js';
-
-/** Frames up to this size are joined into one buffer before they are written (see sendFrameParts). */
-const JOIN_MAX = 64 * 1024;
 
 /** Who is at the other end. pid/uid/gid come from the kernel (SO_PEERCRED), not from the peer's claims. */
 export interface PeerFacts {
@@ -136,8 +132,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private stopKeepAlive: (() => void) | undefined;
   private stopTruncationWatch: Array<() => void>;
   private lastHeard = Date.now();
-  /** Small frames written since the socket was corked; written together on the next tick (see sendFrameParts). */
-  private corked = false;
+  /** Writes the frames of channels on the master socket. */
+  private readonly writer: FrameWriter;
   /** When the keep-alive last ticked: a tick far later than the interval means this process was stalled. */
   private lastTick = Date.now();
   private closed: Promise<void> | undefined;
@@ -153,6 +149,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.logger = parts.logger.child({
       session: this.id, side: this.side, localApp: parts.localApp, peerApp: parts.peer.app,
     });
+    this.writer = new FrameWriter(parts.socket);
     parts.reader.maxPayload = CONTROL_MAX_PAYLOAD;
     parts.reader.maxBulkPayload = parts.channels.maxSocketMessage + 64;
     // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
@@ -339,40 +336,11 @@ export class Session extends EventEmitter<SessionEvents> {
     };
   }
 
-  /**
-   * Sends one frame made of consecutive parts on the master socket. Up to {@link JOIN_MAX} bytes it is joined into
-   * one buffer — one `write` instead of one per part, and nothing of the caller's stays referenced by a pending
-   * write — and the socket stays corked until the next tick: the frames of one burst (a flood, the replies of a
-   * batch, a reply and its credit) leave in one system call, which also wakes the peer once. Larger frames go
-   * out at once, after what was corked, part by part and uncopied.
-   */
+  /** Sends one frame made of consecutive parts on the master socket (frame-writer.ts); the parts may be reused. */
   private sendFrameParts(type: FrameType, frameParts: Uint8Array[]): void {
     if (this.current !== 'open' && this.current !== 'closing') return;
-    let length = 0;
-    for (const p of frameParts) length += p.byteLength;
-    const { socket } = this.parts;
-    if (length <= JOIN_MAX) {
-      if (!this.corked) {
-        this.corked = true;
-        socket.cork();
-        process.nextTick(this.uncork);
-      }
-      socket.write(joinFrame(type, frameParts, length));
-      return;
-    }
-    this.uncork();
-    socket.cork();
-    socket.write(encodeFrameHeader(type, length));
-    for (const p of frameParts) socket.write(p);
-    socket.uncork();
+    this.writer.send(type, frameParts);
   }
-
-  /** Writes what was corked (idempotent: a large frame may have written it before the tick came). */
-  private readonly uncork = (): void => {
-    if (!this.corked) return;
-    this.corked = false;
-    this.parts.socket.uncork();
-  };
 
   /** @internal Counts an error; too many in a row closes the session with `limit-exceeded`. */
   countError(err: unknown): void {

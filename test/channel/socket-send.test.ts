@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import type { Message } from '../../src/index.js';
 import { SOCKET_WINDOW, SocketTransport } from '../../src/channel/socket-transport.js';
-import { sharedPeer } from '../helpers/peer.js';
+import { finishPeer, sharedPeer, withPeer } from '../helpers/peer.js';
 
 const shared = sharedPeer();
 
@@ -56,6 +56,31 @@ describe('socket channel sends', () => {
   });
 });
 
+describe('socket channel sends carrying large bodies inline (maxSocketMessage raised on both sides)', () => {
+  const channels = { maxSocketMessage: 2 ** 30 + 4096 };
+
+  it('a large message carries the bytes it had when sent, though the kernel took only part of it at once', async () => {
+    const { peer, session, serverApp } = await withPeer({ options: { channels } }, 'channel-peer.ts', { channels });
+    const channel = await session.openChannel({ transport: 'socket' }); // the peer echoes
+    const n = 8;
+    const echoed: Uint8Array[] = [];
+    const all = new Promise<void>((resolve) => channel.on('message', (m: Message) => {
+      echoed.push(m.bytes);
+      if (echoed.length === n) resolve();
+    }));
+    const reused = Buffer.alloc(1 << 20); // far more than a Unix socket's buffer: most of it waits to be written
+    for (let i = 0; i < n; i++) {
+      reused.fill(i + 1); // one buffer for every send, refilled at once
+      if (!channel.send(reused)) await new Promise<void>((r) => channel.once('drain', () => r()));
+    }
+    await all;
+    expect(echoed.every((b) => b.buffer instanceof ArrayBuffer)).toBe(true); // inline, not through the arena
+    const uniform = (b: Uint8Array, v: number) => b.length === reused.length && b.every((x) => x === v);
+    expect(echoed.map((b, i) => uniform(b, i + 1))).toEqual(Array.from({ length: n }, () => true));
+    await finishPeer(peer, session, serverApp);
+  });
+});
+
 describe('socket channel delivery', () => {
   it('delivers what a read of the shared.session socket brought from that read\'s callback, not an event-loop turn later', async () => {
     const channel = await shared.session.openChannel({ transport: 'socket' }); // the peer echoes
@@ -84,5 +109,21 @@ describe('socket transport credit', () => {
     t.push(0, 2, new Uint8Array(8)); // small: its credit waits for more
     t.read(10, (_tag, requestId) => wire.push(`deliver ${requestId}`));
     expect(wire).toEqual([`credit ${body.length + 64}`, 'deliver 1', 'deliver 2']);
+  });
+
+  it('hands a body over uncopied when it is most of its read, and copies one that shares its read with others', () => {
+    const t = new SocketTransport(2 ** 30, {
+      send: () => 0,
+      socketWritable: () => true,
+      sendCredit: () => 0,
+      sendWantCredit: () => 0,
+    });
+    const read = (n: number) => new Uint8Array(new ArrayBuffer(n)); // Node gives each read a buffer of its own size
+    t.push(0, 1, read(4096 + 24).subarray(24)); // a request read alone
+    t.push(0, 2, read(64 * 100).subarray(64, 128)); // one of a burst of a hundred
+    t.push(0, 3, read(200 * 1024).subarray(24, 24 + 64 * 1024)); // large: kept whatever shares its read
+    const owned: Array<boolean | undefined> = [];
+    t.read(10, (_tag, _requestId, _body, isOwned) => owned.push(isOwned));
+    expect(owned).toEqual([true, false, true]);
   });
 });
