@@ -12,7 +12,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { ClientSession, SessionServer, Universe, type Block, type Channel, type Message, type Session } from '../dist/index.js';
+import { ClientSession, SessionServer, Universe, type Block, type Channel, type ChannelSettings, type Message, type Session } from '../dist/index.js';
 import { native } from '../dist/native.js';
 // ── extras: codec rows ──
 import { Packr } from 'msgpackr';
@@ -108,7 +108,8 @@ interface ShmxConfig {
   definition: ConstructorParameters<typeof Universe>[0];
   serverApp: string;
   clientApp: string;
-  spinMicros?: number;
+  /** Channel settings of both sides (the session server's and the client's). */
+  channels?: Partial<ChannelSettings>;
 }
 
 interface ChannelMeta {
@@ -128,7 +129,7 @@ async function serveShmx(config: ShmxConfig): Promise<Served> {
     sessionArena: { maxBytes: 3 * ONE_GIB, initialBytes: 1 << 20, growChunk: 64 << 20 },
     // Not what is measured: a peer busy reading 1 GiB on a loaded machine must not be taken for a dead one.
     keepAlive: { intervalMs: 1000, timeoutMs: 600_000 },
-    channels: config.spinMicros === undefined ? undefined : { spinMicros: config.spinMicros },
+    channels: config.channels,
   });
   server.on('session', (session: Session) => session.on('channel', (channel: Channel) => answer(channel)));
   return { close: () => server.close() };
@@ -165,7 +166,8 @@ function answer(channel: Channel): void {
 interface ShmxOptions {
   transport?: 'shm' | 'mq' | 'socket';
   spin?: boolean;
-  spinMicros?: number;
+  /** Channel settings of both sides. */
+  channels?: Partial<ChannelSettings>;
   /** Send the payload as an arena block, by handle. */
   handle?: boolean;
   reads?: boolean;
@@ -188,12 +190,12 @@ function shmxPath(id: string, label: string, o: ShmxOptions, extra: Partial<Path
     serve: (config: ShmxConfig) => serveShmx(config),
     async connect(start) {
       const apps = newApps();
-      const peer = await start({ ...apps, spinMicros: o.spinMicros } satisfies ShmxConfig);
+      const peer = await start({ ...apps, channels: o.channels } satisfies ShmxConfig);
       const session = await ClientSession.connect({
         universe: new Universe(apps.definition),
         clientApp: apps.clientApp,
         serverApp: apps.serverApp,
-        channels: o.spinMicros === undefined ? undefined : { spinMicros: o.spinMicros },
+        channels: o.channels,
       });
       const meta: ChannelMeta = { mode: o.plain ? 'sum-send' : o.reads === false ? 'length' : 'sum', spin: o.spin };
       const channel = await session.openChannel({ transport: o.transport, spin: o.spin, metadata: meta });
@@ -903,7 +905,7 @@ function codecNetPath(kind: 'json' | 'msgpack'): Path {
 /** Every path, in the order of the tables. */
 export const PATHS: Path[] = [
   shmxPath('shm', 'shmx shm, copied (default settings)', {}, { cpu: true }),
-  shmxPath('shm-park', 'shmx shm, copied, `spinMicros: 0` (every message wakes the peer)', { spinMicros: 0 }, { cpu: true }),
+  shmxPath('shm-park', 'shmx shm, copied, `spinMicros: 0` (every message wakes the peer)', { channels: { spinMicros: 0 } }, { cpu: true }),
   shmxPath('shm-spin', 'shmx shm, spin mode (both sides)', { spin: true }),
   shmxPath('shm-spin-send', 'shmx shm, spin mode, plain `send` + message event (no request machinery)', { spin: true, plain: true }, { maxSize: 64 * 1024, floods: false }),
   shmxPath('shm-handle', 'shmx shm, arena block by handle, receiver reads every byte', { handle: true }),
@@ -912,6 +914,7 @@ export const PATHS: Path[] = [
   shmxPath('shm-batch', 'shmx shm, copied, `sendMany` batches of 64, receiver with message views', { views: true, batch: 64 }, { roundTrips: false }),
   shmxPath('mq', 'shmx mq transport', { transport: 'mq' }, { cpu: true }),
   shmxPath('socket', 'shmx socket transport', { transport: 'socket' }, { cpu: true }),
+  shmxPath('socket-inline', 'shmx socket transport, every size inline (`maxSocketMessage: 1 GiB + 4 KiB`)', { transport: 'socket', channels: { maxSocketMessage: 2 ** 30 + 4096 } }, { floods: false }),
   netPath,
   ipcPath('json', 1 << 20),
   ipcPath('advanced', 256 << 20, true),

@@ -32,10 +32,16 @@ function headline(r: Results) {
       ? cell('shm-handle-t', largest)!.median / cell('shm-handle-t', 64)!.median
       : undefined;
   const copyWorst = sizes.length ? Math.max(...sizes.map((s) => rat('shm', s, 'net') ?? NaN).filter(Number.isFinite)) : undefined;
+  /** Worst round-trip ratio to net over the sizes, and the size it is at. */
+  const worstOf = (path: string) => {
+    const at = sizes.map((size) => ({ size, ratio: rat(path, size, 'net') ?? NaN })).filter((x) => Number.isFinite(x.ratio));
+    return at.length ? at.reduce((a, b) => (b.ratio > a.ratio ? b : a)) : undefined;
+  };
+  const kernelWorst = { mq: worstOf('mq'), socket: worstOf('socket') };
   const cpuWorst = r.cpu ? Math.max(...Object.values(r.cpu.toNet.shm ?? {}).filter(Number.isFinite)) : undefined;
   const arenaSmall = r.arena ? Math.max(...[16, 256, 4096, 65536].map((s) => r.arena!.pairs[s]?.median ?? NaN).filter(Number.isFinite)) : undefined;
   const idle = r.sessions?.idle.find((x) => x.state.includes('idle sessions') && !x.state.includes('channel'));
-  return { cell, rat, largest, handleFlat, copyWorst, cpuWorst, arenaSmall, idle };
+  return { cell, rat, largest, handleFlat, copyWorst, kernelWorst, cpuWorst, arenaSmall, idle };
 }
 
 function machineLine(r: Results): string {
@@ -79,6 +85,11 @@ function targetsTable(r: Results): string {
   }
   if (h.copyWorst !== undefined && Number.isFinite(h.copyWorst)) {
     rows.push(['copied payload, receiver reads every byte', '≤ ×1 `net` at every size', `worst size ${ratio(h.copyWorst)}`, verdict(h.copyWorst <= 1)]);
+  }
+  const { mq, socket } = h.kernelWorst;
+  if (mq !== undefined && socket !== undefined) {
+    const at = (w: { size: number; ratio: number }) => `${ratio(w.ratio)} at ${sizeLabel(w.size)}`;
+    rows.push(['mq and socket transports, round trip', '≤ ×1.3 `net` at every size', `worst: mq ${at(mq)}, socket ${at(socket)}`, verdict(Math.max(mq.ratio, socket.ratio) <= 1.3)]);
   }
   if (r.throughput) {
     const t = r.throughput.toNet;

@@ -36,7 +36,10 @@ export interface ChannelSettings {
    *  than that and polling has paid for itself in avoided wake-ups (see spin-policy.ts); 0 never polls.
    *  Default 100. */
   spinMicros: number;
-  /** Largest message on the `socket` transport. */
+  /** Largest payload the `socket` transport carries on the socket itself; a larger one is copied once into a
+   *  session-arena block and read in place, as on `mq`. Default 8 KiB (as `mq`'s default message size): from
+   *  there up the kernel's two copies and a fresh receive buffer per message cost more than the arena's one copy.
+   *  It also bounds the frame a peer can make this side assemble (use the same on both sides). */
   maxSocketMessage: number;
   /** Bytes queued by a channel's sends (each message: its length + 64) at which `send` returns false, as
    *  `Writable`'s highWaterMark. Default 256 KiB. */
@@ -50,7 +53,7 @@ export interface ChannelSettings {
 /** Fills in and checks channel settings. */
 export function resolveChannelSettings(partial: Partial<ChannelSettings> = {}): ChannelSettings {
   const spinMicros = partial.spinMicros ?? 100;
-  const maxSocketMessage = partial.maxSocketMessage ?? 2 ** 30 + 4096;
+  const maxSocketMessage = partial.maxSocketMessage ?? 8 * 1024;
   if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1_000_000) {
     throw new RangeError('spinMicros must be between 0 and 1e6');
   }

@@ -122,8 +122,24 @@ describe('large copied payloads', () => {
     await finishPeer(peer, session, serverApp);
   });
 
-  it('over the socket transport, a large body is handed over in the buffer it was received into (no second copy)', async () => {
+  it('over the socket transport, a payload over maxSocketMessage (8 KiB by default) is read in place too', async () => {
     const { peer, session, serverApp } = await withPeer();
+    const channel = await session.openChannel({ transport: 'socket', metadata: { mode: 'echo' } });
+    const sent = payload(1024 * KiB, 22);
+    const m = await echoOf(channel, sent);
+    expect(Buffer.compare(m.bytes, sent)).toBe(0);
+    expect(m.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    m.release();
+    const inline = payload(8 * KiB, 23); // the largest carried on the socket itself
+    const back = await echoOf(channel, inline);
+    expect(Buffer.compare(back.bytes, inline)).toBe(0);
+    expect(back.bytes.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    await finishPeer(peer, session, serverApp);
+  });
+
+  it('over the socket transport carrying large bodies inline, one is handed over in the buffer it was received into', async () => {
+    const channels = { maxSocketMessage: 2 ** 30 + 4096 }; // both sides
+    const { peer, session, serverApp } = await withPeer({ options: { channels } }, 'channel-peer.ts', { channels });
     const channel = await session.openChannel({ transport: 'socket', metadata: { mode: 'echo' } });
     const sent = payload(1024 * KiB, 20);
     const m = await echoOf(channel, sent);
