@@ -50,6 +50,9 @@ export class MqTransport implements Transport {
   /** Where messages are received (one at a time: a body is valid only during its visit), and a view of it. */
   private readonly scratch: Buffer;
   private readonly scratchView: DataView;
+  /** Where each outgoing message is put together: mq_send copies it into the kernel before it returns. Not the
+   *  receive scratch, which a listener with message views may still be reading when it replies. */
+  private readonly outgoing: Buffer;
 
   private constructor(
     private readonly out: NativeMessageQueue,
@@ -63,6 +66,7 @@ export class MqTransport implements Transport {
     // sizes: the peer made them (when it opened the channel) and might have made them differ.
     this.scratch = Buffer.allocUnsafeSlow(Math.max(inq.attributes().messageSize, out.attributes().messageSize));
     this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+    this.outgoing = Buffer.allocUnsafeSlow(out.attributes().messageSize);
   }
 
   /**
@@ -163,7 +167,7 @@ export class MqTransport implements Transport {
   }
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
-    const message = Buffer.allocUnsafe(ENVELOPE_BYTES + body.byteLength);
+    const message = this.outgoing.subarray(0, ENVELOPE_BYTES + body.byteLength);
     message.writeUInt32LE(tag, 0);
     message.writeUInt32LE(requestId, 4);
     message.set(body, ENVELOPE_BYTES);
