@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { Block } from '../arena/index.js';
 import type { CloseReason } from '../close-reason.js';
+import { Fifo } from '../fifo.js';
 import { diag } from '../diagnostics.js';
 import '../dispose.js';
 import { callCounted, REJECTION, type Listener, type ListenerOutcome } from '../listener-errors.js';
@@ -102,13 +103,13 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   private readonly io: Transport;
   private spinning = false;
   private readonly requests = new PendingRequests();
-  private readonly inbox: Message[] = [];
+  private readonly inbox = new Fifo<Message>();
   private readonly waiters: Array<(r: IteratorResult<Message>) => void> = [];
   private iterators = 0;
   private blocked = false;
   // ---- send side state (issue 11 item 1) ----
   /** Sends waiting for room, in call order, already encoded (bytes copied, blocks lent): nothing may overtake them. */
-  private readonly outbox: Queued[] = [];
+  private readonly outbox = new Fifo<Queued>();
   /** What the outbox holds, as counted against the high-water mark and the queue limit. */
   private queuedBytes = 0;
   /** A send returned false: 'drain' is owed once the outbox is empty. */
@@ -580,7 +581,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     if (!this.blocked || this.closeReason !== undefined || !this.io.writable) return;
     this.blocked = false;
     while (this.outbox.length > 0) {
-      const next = this.outbox[0]!;
+      const next = this.outbox.peek()!;
       let sent: boolean;
       try {
         sent = this.writeQueued(next);
@@ -690,9 +691,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   /** Takes a message out of the queue if it is still there (aborted, timed out): it is not sent. */
   private unqueue(queued: Queued): void {
-    const i = this.outbox.indexOf(queued);
-    if (i < 0) return;
-    this.outbox.splice(i, 1);
+    if (!this.outbox.remove(queued)) return;
     this.queuedBytes -= queued.cost;
     this.takeBack(queued);
   }
@@ -876,14 +875,14 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.io.stop();
     this.requests.failAll(reason);
     const closed = new ShmxError('ECLOSED', `channel ${this.id} closed (${reason}) before the message was sent`);
-    for (const o of this.outbox.splice(0)) {
+    for (const o of this.outbox.takeAll()) {
       this.takeBack(o);
       o.done?.(closed);
     }
     this.queuedBytes = 0;
     this.needDrain = false;
     for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
-    for (const m of this.inbox.splice(0)) m.release();
+    for (const m of this.inbox.takeAll()) m.release();
     try {
       this.link.closed(this, reason, how, this.io);
     } finally {

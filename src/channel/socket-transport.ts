@@ -12,6 +12,7 @@
  */
 import { carriesHandle } from './body.js';
 import { OWN_BODY_MIN, type RecordVisitor, type Transport } from './transport.js';
+import { Fifo } from '../fifo.js';
 import { ShmxError } from '../errors.js';
 
 /** Bytes a socket channel may have in flight, unconsumed by the receiving channel. */
@@ -57,7 +58,7 @@ function ownable(body: Uint8Array): boolean {
 
 export class SocketTransport implements Transport {
   readonly kind = 'socket' as const;
-  private readonly queued: Queued[] = [];
+  private readonly queued = new Fifo<Queued>();
   private stopped = false;
   private sink: RecordVisitor | undefined;
 
@@ -197,7 +198,7 @@ export class SocketTransport implements Transport {
 
   close(): void {
     this.stopped = true;
-    this.queued.length = 0;
+    this.queued.takeAll();
     this.unacked.length = 0;
   }
 }
