@@ -4,7 +4,7 @@
 export { Arena } from './arena.js';
 export type { AllocOptions, ArenaCreateOptions, ArenaGrowth, ArenaOpenOptions, ArenaLogger, ArenaStats, LeakInfo } from './arena.js';
 export { Block } from './block.js';
-export { decodeHandle, encodeHandle, HANDLE_BYTES } from './handle.js';
+export { decodeHandle, encodeHandle, HANDLE_BYTES, readHandle } from './handle.js';
 export type { Handle } from './handle.js';
 export { MAX_INFLIGHT, MAX_SLOTS, MAX_SMALL, UNIT as ARENA_UNIT } from './layout.js';
 export { SIZE_CLASSES } from './size-classes.js';

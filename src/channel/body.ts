@@ -4,7 +4,7 @@
  * says the body is, whether it carries a lend of an arena block, in which arena, and how to take that lend back.
  */
 import { arenaCore } from '../arena/arena.js';
-import { HANDLE_BYTES, type Arena, type Block } from '../arena/index.js';
+import { HANDLE_BYTES, readHandle, type Arena, type Block } from '../arena/index.js';
 import { ShmxError } from '../errors.js';
 import { BodyKind, kindOf, tagOf } from './envelope.js';
 import type { ChannelHost, SessionChild } from './host.js';
@@ -16,6 +16,14 @@ export type BodyArenas = Pick<ChannelHost, 'sessionArenaForChannels' | 'appArena
 export function carriesHandle(tag: number): boolean {
   const kind = kindOf(tag);
   return kind === BodyKind.SessionBlock || kind === BodyKind.AppBlock || kind === BodyKind.Spilled;
+}
+
+/**
+ * Bytes of the payload a spilled body's handle names; 0 for every other kind. What the socket transport's credit
+ * counts for a spilled message. Throws (ESTALEHANDLE) for a malformed handle — only a broken peer sends one.
+ */
+export function spilledLength(tag: number, body: Uint8Array): number {
+  return kindOf(tag) === BodyKind.Spilled ? readHandle(body).length : 0;
 }
 
 /** The arena a handle-carrying body's block belongs to (app blocks: the app arena; all else: the session's). */

@@ -10,7 +10,7 @@
  * So a receiver that does not consume buffers at most one window per channel, and the sender's `send` returns
  * false until credit comes back ('drain' follows).
  */
-import { carriesHandle } from './body.js';
+import { carriesHandle, spilledLength } from './body.js';
 import { OWN_BODY_MIN, type RecordVisitor, type Transport } from './transport.js';
 import { Fifo } from '../fifo.js';
 import { ShmxError } from '../errors.js';
@@ -19,6 +19,15 @@ import { ShmxError } from '../errors.js';
 export const SOCKET_WINDOW = 1 << 20;
 /** What each message counts on top of its body (bounds the number of small messages buffered). */
 export const SOCKET_MESSAGE_COST = 64;
+
+/**
+ * What a message counts against the window: its body and {@link SOCKET_MESSAGE_COST}, and for a spilled payload
+ * (copied into the session arena, sent by handle) its length up to a window — so a receiver that does not consume
+ * holds back a sender's spills as it holds back inline bytes, and a credit fits its 32 bits.
+ */
+function costOf(tag: number, body: Uint8Array): number {
+  return body.byteLength + SOCKET_MESSAGE_COST + Math.min(spilledLength(tag, body), SOCKET_WINDOW);
+}
 
 /** What the transport asks of the multiplexer. */
 export interface SocketLink {
@@ -36,6 +45,8 @@ interface Queued {
   tag: number;
   requestId: number;
   body: Uint8Array;
+  /** What it counts against the window ({@link costOf}). */
+  cost: number;
 }
 
 /** A message carrying a handle, sent and not yet known consumed (credit covers `end`). */
@@ -88,12 +99,12 @@ export class SocketTransport implements Transport {
       this.sink(tag, requestId, body);
       return;
     }
-    const cost = body.byteLength + SOCKET_MESSAGE_COST;
+    const cost = costOf(tag, body);
     if (this.outstanding > 0 && this.outstanding + cost > SOCKET_WINDOW) {
       throw new ShmxError('EPROTO', 'socket channel data beyond the flow-control window');
     }
     this.outstanding += cost;
-    this.queued.push({ tag, requestId, body });
+    this.queued.push({ tag, requestId, body, cost });
   }
 
   /** @internal The peer waits for credit. */
@@ -107,7 +118,7 @@ export class SocketTransport implements Transport {
     let n = 0;
     for (; n < limit && !this.stopped && this.queued.length > 0; n++) {
       const m = this.queued.shift()!;
-      this.consumed += m.body.byteLength + SOCKET_MESSAGE_COST;
+      this.consumed += m.cost;
       // Credit goes out before the message is delivered, so it precedes what the app sends in answer: a sender
       // whose next message needs this room (a large request) has it when the reply arrives, not a frame later.
       if (this.peerWaiting || this.consumed >= SOCKET_WINDOW / 2) this.returnCredit();
@@ -145,7 +156,7 @@ export class SocketTransport implements Transport {
 
   write(tag: number, requestId: number, body: Uint8Array): boolean {
     if (!this.link.socketWritable()) return false;
-    const cost = body.byteLength + SOCKET_MESSAGE_COST;
+    const cost = costOf(tag, body);
     if (!this.hasRoomFor(cost)) {
       this.wanted = cost;
       if (!this.askedForCredit) {

@@ -6,7 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
 import type { Message } from '../../src/index.js';
-import { SOCKET_WINDOW, SocketTransport } from '../../src/channel/socket-transport.js';
+import { SOCKET_MESSAGE_COST, SOCKET_WINDOW, SocketTransport } from '../../src/channel/socket-transport.js';
+import { BodyKind, tagOf } from '../../src/channel/envelope.js';
+import { encodeHandle } from '../../src/arena/index.js';
 import { finishPeer, sharedPeer, withPeer } from '../helpers/peer.js';
 
 const shared = sharedPeer();
@@ -125,5 +127,31 @@ describe('socket transport credit', () => {
     const owned: Array<boolean | undefined> = [];
     t.read(10, (_tag, _requestId, _body, isOwned) => owned.push(isOwned));
     expect(owned).toEqual([true, false, true]);
+  });
+
+  it('counts a spilled payload by its length, so a receiver that does not consume holds back spills too', () => {
+    const wire: string[] = [];
+    const t = new SocketTransport(8192, {
+      send: () => wire.push('data'),
+      socketWritable: () => true,
+      sendCredit: (bytes) => wire.push(`credit ${bytes}`),
+      sendWantCredit: () => wire.push('want'),
+    });
+    const spilled = (length: number) => encodeHandle({ arena: '00000000000000ab', offset: 0, length, generation: 1 });
+    const tag = tagOf(BodyKind.Spilled);
+    expect(t.write(tag, 0, spilled(SOCKET_WINDOW / 2))).toBe(true);
+    expect(t.write(tag, 0, spilled(SOCKET_WINDOW / 2))).toBe(false); // the handles alone would be 96 bytes each
+    expect(wire).toEqual(['data', 'want']);
+    // The receiving side counts the same: the first is within its window, the second would pass it.
+    const r = new SocketTransport(8192, { send: () => 0, socketWritable: () => true, sendCredit: () => 0, sendWantCredit: () => 0 });
+    r.push(tag, 0, spilled(SOCKET_WINDOW / 2));
+    expect(() => r.push(tag, 0, spilled(SOCKET_WINDOW / 2 + 1))).toThrow(/window/);
+    // One larger than the window goes alone and counts a window at most (a credit is 32 bits).
+    const credits: number[] = [];
+    const big = new SocketTransport(8192, { send: () => 0, socketWritable: () => true, sendCredit: (b) => credits.push(b), sendWantCredit: () => 0 });
+    big.push(tag, 0, spilled(2 ** 40));
+    big.read(1, () => {});
+    big.onWantCredit();
+    expect(credits).toEqual([32 + SOCKET_MESSAGE_COST + SOCKET_WINDOW]);
   });
 });
