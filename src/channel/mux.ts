@@ -110,8 +110,10 @@ export class ChannelMux implements ChannelLink {
   /**
    * `wakeup` is this side's (made during the handshake), `peerWakeup` the peer's opaque hello from the handshake
    * (WELCOME or READY). Throws EPROTO (or ESTALEHANDLE) when the peer's hello is malformed.
+   * `peerMaxSocketMessage`: the largest socket-channel message the peer accepts (its handshake said): this side
+   * sends inline up to the smaller of its own setting and that, and spills the rest.
    */
-  constructor(host: MuxHost, settings: ChannelSettings, wakeup: Wakeup, peerWakeup: unknown) {
+  constructor(host: MuxHost, settings: ChannelSettings, wakeup: Wakeup, peerWakeup: unknown, peerMaxSocketMessage: number) {
     this.host = host;
     this.settings = settings;
     this.wakeup = wakeup;
@@ -124,7 +126,7 @@ export class ChannelMux implements ChannelLink {
       fault: (err) => host.fault(err),
     });
     wakeup.setRingHandler(() => this.delivery.onRing());
-    this.sockets = new SocketChannels(settings.maxSocketMessage, {
+    this.sockets = new SocketChannels(Math.min(settings.maxSocketMessage, peerMaxSocketMessage), {
       sendOp: (op, id, parts, bulk) => host.sendChannelFrame([opHead(op, id), ...parts], bulk),
       masterWritable: () => host.masterWritable,
       arrived: () => {

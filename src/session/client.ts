@@ -196,7 +196,10 @@ export class ClientSession {
           return;
         }
         const me = selfIdentity();
-        const hello: Hello = { protocol: PROTOCOL_VERSION, serverApp, clientApp, pid: me.pid, startTime: me.startTime };
+        const hello: Hello = {
+          protocol: PROTOCOL_VERSION, serverApp, clientApp, pid: me.pid, startTime: me.startTime,
+          maxSocketMessage: channelSettings.maxSocketMessage,
+        };
         socket.write(encodeJsonFrame(FrameType.Hello, hello));
       });
 
@@ -300,6 +303,7 @@ export class ClientSession {
           objectMode: permissionMode(universe.server(serverApp).permissions),
           maxConsecutiveErrors: options.maxConsecutiveErrors ?? 16,
           channels: channelSettings,
+          peerMaxSocketMessage: welcome.maxSocketMessage,
           logger,
           quotas: clientQuotaPolicy(welcome.maxChannels, options.quotas), // quotas.ts
         }));

@@ -246,6 +246,7 @@ export class Handshakes {
       keepAliveTimeoutMs: host.keepAlive.timeoutMs,
       maxChannels: host.quota.channelsPerSession, // quotas.ts: the client checks its opens against it
       wakeup: wakeup.hello(),
+      maxSocketMessage: host.channels.maxSocketMessage,
     };
     p.socket.write(encodeJsonFrame(FrameType.Welcome, p.welcome));
   }
@@ -285,6 +286,7 @@ export class Handshakes {
       objectMode: permissionMode(host.universe.server(host.serverApp).permissions),
       maxConsecutiveErrors: host.maxConsecutiveErrors,
       channels: host.channels,
+      peerMaxSocketMessage: hello.maxSocketMessage,
       logger: host.logger,
       quotas: host.quota.sessionPolicy(), // quotas.ts
       handshakeMs: performance.now() - p.startedAt,

@@ -4,8 +4,11 @@
  */
 import { ShmxError } from '../errors.js';
 
-/** 2: WELCOME and READY carry each side's wake-up facts (before: a channel-level HELLO after READY). */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: WELCOME and READY carry each side's wake-up facts (before: a channel-level HELLO after READY).
+ * 3: HELLO and WELCOME carry each side's `maxSocketMessage`; a side sends inline up to the smaller of the two.
+ */
+export const PROTOCOL_VERSION = 3;
 export const HEADER_BYTES = 8;
 /** Largest frame accepted while handshaking: HELLO/WELCOME are a few hundred bytes. */
 export const HANDSHAKE_MAX_PAYLOAD = 4096;
@@ -201,6 +204,9 @@ export interface Hello {
   clientApp: string;
   pid: number;
   startTime: number;
+  /** The client's channels.maxSocketMessage: the largest socket-channel message it accepts (0 from a client of
+   *  another protocol version, which is refused for that). */
+  maxSocketMessage: number;
 }
 
 /** Server → client: the session's id and the names of its shared objects. */
@@ -216,6 +222,8 @@ export interface Welcome {
   maxChannels: number;
   /** The server's wake-up facts: opaque here, checked by the channel layer (Wakeup.meetPeer). */
   wakeup: unknown;
+  /** The server's channels.maxSocketMessage: the largest socket-channel message it accepts. */
+  maxSocketMessage: number;
 }
 
 /** Client → server: the client has opened the session's objects; its wake-up facts (opaque here). */
@@ -237,6 +245,8 @@ export function parseHello(payload: Buffer): Hello {
     clientApp: field.string(o, 'clientApp', 32),
     pid: field.integer(o, 'pid', 1, 4_194_304),
     startTime: field.integer(o, 'startTime'),
+    // Checked only in the version that has it: another version is refused for its version, not for this field.
+    maxSocketMessage: o.protocol === PROTOCOL_VERSION ? field.integer(o, 'maxSocketMessage', 4096, 2 ** 31) : 0,
   };
 }
 
@@ -252,6 +262,7 @@ export function parseWelcome(payload: Buffer): Welcome {
     keepAliveTimeoutMs: field.integer(o, 'keepAliveTimeoutMs', 1, 3_600_000),
     wakeup: field.object(o, 'wakeup'),
     maxChannels: field.integer(o, 'maxChannels', 1, Number.MAX_SAFE_INTEGER),
+    maxSocketMessage: field.integer(o, 'maxSocketMessage', 4096, 2 ** 31),
   };
 }
 

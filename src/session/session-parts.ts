@@ -33,7 +33,8 @@ export function createWakeup(
 /** What a side knows when the handshake is done: most parts as they are, plus what the rest derive from. */
 export type HandshakeOutcome = Pick<SessionParts,
   'side' | 'serverApp' | 'peer' | 'socket' | 'reader' | 'early' | 'sessionArena' | 'appArena' | 'wakeup' |
-  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'logger' | 'quotas' | 'handshakeMs'> & {
+  'peerWakeup' | 'objectMode' | 'maxConsecutiveErrors' | 'channels' | 'peerMaxSocketMessage' | 'logger' | 'quotas' |
+  'handshakeMs'> & {
   clientApp: string;
   /** The WELCOME the server sent (the client received): session number, server, arenas, keep-alive. */
   welcome: Welcome;
@@ -60,6 +61,7 @@ export function sessionParts(o: HandshakeOutcome): SessionParts {
     keepAlive: { intervalMs: o.welcome.keepAliveIntervalMs, timeoutMs: o.welcome.keepAliveTimeoutMs },
     maxConsecutiveErrors: o.maxConsecutiveErrors,
     channels: o.channels,
+    peerMaxSocketMessage: o.peerMaxSocketMessage,
     logger: o.logger,
     wakeup: o.wakeup,
     peerWakeup: o.peerWakeup,

@@ -85,6 +85,8 @@ export interface SessionParts {
   keepAlive: KeepAliveOptions;
   maxConsecutiveErrors: number;
   channels: ChannelSettings;
+  /** The peer's channels.maxSocketMessage, from its HELLO or WELCOME: the largest socket-channel message it accepts. */
+  peerMaxSocketMessage: number;
   logger: Logger;
   /** This side's wake-up, made during the handshake; the session's mux owns it from construction on. */
   wakeup: Wakeup;
@@ -154,7 +156,7 @@ export class Session extends EventEmitter<SessionEvents> {
     parts.reader.maxBulkPayload = parts.channels.maxSocketMessage + 64;
     // Everything that can throw comes first: a constructor that fails leaves no listener behind, and the
     // caller (server or client) rolls the handshake back.
-    this.mux = new ChannelMux(this.channelHost(), parts.channels, parts.wakeup, parts.peerWakeup);
+    this.mux = new ChannelMux(this.channelHost(), parts.channels, parts.wakeup, parts.peerWakeup, parts.peerMaxSocketMessage);
     // A segment of either arena truncated by anyone faults this session (not the process): docs/cleanup-and-safety.md.
     const truncated = (err: ShmxErrorType) => this.fault('protocol-error', err);
     this.stopTruncationWatch = [parts.sessionArena.onTruncated(truncated), parts.appArena.onTruncated(truncated)];

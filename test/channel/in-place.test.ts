@@ -137,6 +137,18 @@ describe('large copied payloads', () => {
     await finishPeer(peer, session, serverApp);
   });
 
+  it('over the socket transport, a side that raised maxSocketMessage sends inline only what the peer accepts', async () => {
+    // This side accepts 1 GiB inline; the peer, with the default, 8 KiB: both learned it in the handshake.
+    const { peer, session, serverApp } = await withPeer({}, 'channel-peer.ts', { channels: { maxSocketMessage: 2 ** 30 + 4096 } });
+    const channel = await session.openChannel({ transport: 'socket', metadata: { mode: 'echo' } });
+    const sent = payload(1024 * KiB, 24);
+    const m = await echoOf(channel, sent); // inline, the peer would have faulted the session (frame over its limit)
+    expect(Buffer.compare(m.bytes, sent)).toBe(0);
+    expect(session.state).toBe('open');
+    m.release();
+    await finishPeer(peer, session, serverApp);
+  });
+
   it('over the socket transport carrying large bodies inline, one is handed over in the buffer it was received into', async () => {
     const channels = { maxSocketMessage: 2 ** 30 + 4096 }; // both sides
     const { peer, session, serverApp } = await withPeer({ options: { channels } }, 'channel-peer.ts', { channels });

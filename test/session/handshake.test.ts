@@ -46,7 +46,7 @@ describe('handshake', () => {
     const { t, universe, server } = await setup({ handshakeTimeoutMs: 2000 });
     const healthy = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const me = selfIdentity();
-    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime, maxSocketMessage: 8192 };
 
     const garbage = await raw(server.socketPath, (s) => s.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
     expect(refusalCode(garbage.received)).toBe('EPROTO');
@@ -61,6 +61,9 @@ describe('handshake', () => {
     expect(refusalCode(badJson.received)).toBe('EPROTO');
     const wrongShape = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, pid: 'x' }))));
     expect(refusalCode(wrongShape.received)).toBe('EPROTO');
+    const { maxSocketMessage: _dropped, ...withoutLimit } = hello; // this version must say what it accepts
+    const noLimit = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify(withoutLimit))));
+    expect(refusalCode(noLimit.received)).toBe('EPROTO');
     const truncated = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify(hello)).subarray(0, 20)));
     expect(refusalCode(truncated.received)).toBe('ETIMEDOUT');
     // A slowloris: one byte every 50 ms. The handshake deadline is for the whole HELLO, not reset by each byte,
@@ -78,7 +81,7 @@ describe('handshake', () => {
     const liar = await raw(server.socketPath, (s) => s.write(frame(1, JSON.stringify({ ...hello, pid: 1 }))));
     expect(refusalCode(liar.received)).toBe('ECREDENTIALS');
 
-    expect(server.metrics.refusedByReason).toMatchObject({ EPROTO: 4, ETIMEDOUT: 2, EPROTOVERSION: 1, ECREDENTIALS: 1 });
+    expect(server.metrics.refusedByReason).toMatchObject({ EPROTO: 5, ETIMEDOUT: 2, EPROTOVERSION: 1, ECREDENTIALS: 1 });
     // The healthy session never noticed.
     expect(healthy.state).toBe('open');
     const block = healthy.sessionArena.alloc(64);
@@ -92,7 +95,7 @@ describe('handshake', () => {
     let opened = 0;
     const { t, server } = await setup({ onSessionOpen: () => opened++ });
     const me = selfIdentity();
-    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime };
+    const hello = { protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime, maxSocketMessage: 8192 };
     // HELLO, wait for WELCOME (the server made the arenas), then hang up instead of READY.
     await new Promise<void>((resolve) => {
       const s = connect(server.socketPath, () => s.write(frame(1, JSON.stringify(hello))));

@@ -27,7 +27,7 @@ function helloOnly(path: string, t: ReturnType<typeof testUniverse>): Promise<{ 
   const me = selfIdentity();
   return new Promise((resolve) => {
     const socket = connect(path, () => socket.write(frame(1, JSON.stringify({
-      protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime,
+      protocol: PROTOCOL_VERSION, serverApp: t.serverApp, clientApp: t.clientApp, pid: me.pid, startTime: me.startTime, maxSocketMessage: 8192,
     }))));
     socket.on('error', () => {});
     socket.once('data', (d: Buffer) => resolve({ socket, welcome: JSON.parse(d.subarray(8, 8 + d.readUInt32LE(0)).toString()) }));
