@@ -39,6 +39,7 @@ export class FrameWriter {
       return;
     }
     this.uncork();
+    if (socket.destroyed) return; // nothing reaches it (its close faults the session): no copy of a large tail
     const all = [encodeFrameHeader(type, length), ...parts];
     const total = HEADER_BYTES + length;
     // Only with nothing of ours queued in the stream: bytes written past it would overtake it.
