@@ -10,15 +10,16 @@ export type TransportKind = 'shm' | 'mq' | 'socket';
 
 /**
  * From this size up, a kernel-copying transport (mq, socket) hands a body over as memory of its own (`owned`),
- * so the channel keeps it without a second copy. Smaller ones are views the channel copies: a kept small message
- * then does not pin a whole receive buffer.
+ * so the channel keeps it without a second copy. Smaller ones are views the channel copies, so that a kept small
+ * message does not pin a whole receive buffer — except on socket, a body that is most of its read (a request read
+ * alone), which is owned too (socket-transport.ts).
  */
 export const OWN_BODY_MIN = 64 * 1024;
 
 /**
  * Sees one record: its tag, request id and body — valid only during the call, unless `owned`: memory of its own,
  * which the channel may keep as it is (shm: the copies it asked for, see {@link Transport.read}; mq and socket:
- * bodies of {@link OWN_BODY_MIN} bytes and more).
+ * bodies of {@link OWN_BODY_MIN} bytes and more; socket: also a body that is most of its read).
  */
 export type RecordVisitor = (tag: number, requestId: number, body: Uint8Array, owned?: boolean) => void;
 
