@@ -39,7 +39,8 @@ export interface ChannelSettings {
   /** Largest payload the `socket` transport carries on the socket itself; a larger one is copied once into a
    *  session-arena block and read in place, as on `mq`. Default 8 KiB (as `mq`'s default message size): from
    *  there up the kernel's two copies and a fresh receive buffer per message cost more than the arena's one copy.
-   *  It also bounds the frame a peer can make this side assemble (use the same on both sides). */
+   *  It also bounds the frame a peer can make this side assemble. Exchanged in the handshake: each side sends
+   *  inline up to the smaller of its own and the peer's. */
   maxSocketMessage: number;
   /** Bytes queued by a channel's sends (each message: its length + 64) at which `send` returns false, as
    *  `Writable`'s highWaterMark. Default 256 KiB. */
