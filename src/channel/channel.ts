@@ -708,12 +708,17 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   /** A queued message that will not be sent: its lend (a block, a spilled copy) goes back. */
   private takeBack(queued: Queued): void {
+    this.takeBackRecord(queued.tag, queued.requestId, queued.body);
+  }
+
+  /** A record that will not be sent (queued here, or held back by the transport): its lend goes back. */
+  private readonly takeBackRecord = (tag: number, _requestId: number, body: Uint8Array): void => {
     try {
-      takeBackLend(this.link.host, queued.tag, queued.body);
+      takeBackLend(this.link.host, tag, body);
     } catch (err) {
       this.link.host.logger.warn({ err, channel: this.id }, 'taking back the lend of an unsent message failed');
     }
-  }
+  };
   // ---- end send side internals ----
 
   private sendTagged(flags: number, requestId: number, data: Uint8Array | Block): boolean {
@@ -872,7 +877,7 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
     this.closeReason = reason;
     this.spinning = false;
     // First: no more reads (even when we are inside a 'message' handler of a batch) and no more writes.
-    this.io.stop();
+    this.io.stop(this.takeBackRecord);
     this.requests.failAll(reason);
     const closed = new ShmxError('ECLOSED', `channel ${this.id} closed (${reason}) before the message was sent`);
     for (const o of this.outbox.takeAll()) {

@@ -8,14 +8,19 @@
  * while a write waits for room. Both watches stay registered across messages, so a steady exchange costs no
  * epoll_ctl per message; how many messages a reader takes per wake-up is mq-drain.ts's call.
  *
+ * Batching: the writes of one tick are put together into as few queue messages as fit (mq-wire.ts), sent when
+ * the tick's synchronous work is done, or at once when the next one would not fit — so a burst costs one mq_send
+ * per queue message, not per channel message, and wakes the peer once.
+ *
  * Backpressure: messages stay in the kernel queue until the channel takes them — a channel that stops taking
- * them stops the inbound watch; a full outbound queue makes the sender's `write` return false.
+ * them stops the inbound watch; a full outbound queue keeps the batch waiting and makes the sender's `write`
+ * return false until it went out.
  */
 import { createRecordedQueue, removeRecordedQueue } from '../cleanup/ledger.js';
 import { MQ_READABLE, MQ_WRITABLE, native, type NativeMessageQueue } from '../native.js';
-import { ENVELOPE_BYTES } from './envelope.js';
 import { MqDrainPolicy } from './mq-drain.js';
-import { OWN_BODY_MIN, type RecordVisitor, type Transport } from './transport.js';
+import { MQ_RECORD_HEADER, MqBatch, MqRecords } from './mq-wire.js';
+import type { RecordVisitor, Transport } from './transport.js';
 
 /** Queue attributes of mq channels. */
 export interface MqChannelOptions {
@@ -39,20 +44,23 @@ export class MqTransport implements Transport {
   private watching = false;
   /** resume() was called since the last readable event (someone takes messages). */
   private asked = false;
+  /** The batch could not be sent (the queue was full): it waits for room, and writes are refused meanwhile. */
   private full = false;
   /** The inbound watch failed: the next read throws it. */
   private failure: Error | undefined;
+  /** Sending a batch after its tick failed (not for want of room): the next write throws it. */
+  private sendFailure: Error | undefined;
   private stopped = false;
   private closed = false;
   /** After a discard: where messages that still arrive go. */
   private sink: RecordVisitor | undefined;
   private readonly drain = new MqDrainPolicy();
-  /** Where messages are received (one at a time: a body is valid only during its visit), and a view of it. */
+  /** Where messages are received (one at a time: a body is valid only during its visit), and its records. */
   private readonly scratch: Buffer;
-  private readonly scratchView: DataView;
-  /** Where each outgoing message is put together: mq_send copies it into the kernel before it returns. Not the
+  private readonly records: MqRecords;
+  /** Where outgoing records are put together: mq_send copies them into the kernel before it returns. Not the
    *  receive scratch, which a listener with message views may still be reading when it replies. */
-  private readonly outgoing: Buffer;
+  private readonly batch: MqBatch;
 
   private constructor(
     private readonly out: NativeMessageQueue,
@@ -61,31 +69,19 @@ export class MqTransport implements Transport {
     private readonly onIncoming: () => void,
     private readonly onWritable: () => void,
   ) {
-    this.maxInline = out.attributes().messageSize - ENVELOPE_BYTES;
+    this.maxInline = out.attributes().messageSize - MQ_RECORD_HEADER;
     // Not from Buffer's pool: the kernel writes into it, and it lives as long as the channel. Both queues'
     // sizes: the peer made them (when it opened the channel) and might have made them differ.
     this.scratch = Buffer.allocUnsafeSlow(Math.max(inq.attributes().messageSize, out.attributes().messageSize));
-    this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
-    this.outgoing = Buffer.allocUnsafeSlow(out.attributes().messageSize);
+    this.records = new MqRecords(this.scratch);
+    this.batch = new MqBatch(Buffer.allocUnsafeSlow(out.attributes().messageSize));
   }
 
-  /**
-   * Takes one message from `q` and shows it to `visit`: false when the queue is empty. A message shorter than an
-   * envelope (only a broken peer sends one) is shown with tag 0, which no body kind has: the channel rejects it.
-   */
-  private receiveOne(q: NativeMessageQueue, visit: RecordVisitor): boolean {
+  /** Receives one message of `q` into the scratch buffer, for {@link records}: false when the queue is empty. */
+  private receive(q: NativeMessageQueue): boolean {
     const length = q.receiveInto(this.scratch);
     if (length < 0) return false;
-    if (length < ENVELOPE_BYTES) {
-      visit(0, 0, this.scratch.subarray(0, length));
-      return true;
-    }
-    const body = this.scratch.subarray(ENVELOPE_BYTES, length);
-    const tag = this.scratchView.getUint32(0, true);
-    const requestId = this.scratchView.getUint32(4, true);
-    // A large body leaves the scratch buffer as a copy of its own, the only one (OWN_BODY_MIN).
-    if (body.byteLength >= OWN_BODY_MIN) visit(tag, requestId, Buffer.from(body), true);
-    else visit(tag, requestId, body);
+    this.records.reset(length);
     return true;
   }
 
@@ -147,11 +143,41 @@ export class MqTransport implements Transport {
     if (!this.stopped) this.onIncoming();
   };
 
-  /** The outbound queue has room again (or its watch failed: the next write reports why). */
+  /** The outbound queue has room again (or its watch failed: the next send reports why): the batch goes. */
   private readonly onOutbound = (): void => {
     this.out.watch(0);
     this.full = false;
-    if (!this.stopped) this.onWritable();
+    if (this.stopped) return;
+    try {
+      if (!this.flush()) return; // full again: watching
+    } catch (err) {
+      this.sendFailure = err as Error;
+    }
+    this.onWritable();
+  };
+
+  /** Sends the batch; false when the queue is full — then it waits, and the queue is watched for room. */
+  private flush(): boolean {
+    if (this.batch.isEmpty) return true;
+    if (this.out.send(this.batch.bytes())) {
+      this.batch.clear();
+      return true;
+    }
+    if (!this.full) {
+      this.full = true;
+      this.out.watch(MQ_WRITABLE, this.onOutbound);
+    }
+    return false;
+  }
+
+  /** The tick that wrote is over: what it wrote goes out. */
+  private readonly flushTick = (): void => {
+    if (this.stopped || this.full) return;
+    try {
+      this.flush();
+    } catch (err) {
+      this.sendFailure = err as Error;
+    }
   };
 
   private setWatch(on: boolean): void {
@@ -166,52 +192,71 @@ export class MqTransport implements Transport {
     this.setWatch(true);
   }
 
+  /** Accepted records wait in the batch until the tick ends (or the next would not fit). */
   write(tag: number, requestId: number, body: Uint8Array): boolean {
-    const message = this.outgoing.subarray(0, ENVELOPE_BYTES + body.byteLength);
-    message.writeUInt32LE(tag, 0);
-    message.writeUInt32LE(requestId, 4);
-    message.set(body, ENVELOPE_BYTES);
-    if (this.out.send(message)) return true;
-    if (!this.full) {
-      this.full = true;
-      this.out.watch(MQ_WRITABLE, this.onOutbound);
-    }
-    return false;
+    if (this.sendFailure !== undefined) throw this.sendFailure;
+    if (this.full) return false;
+    if (!this.batch.fits(body.byteLength) && !this.flush()) return false;
+    if (this.batch.isEmpty) process.nextTick(this.flushTick);
+    this.batch.add(tag, requestId, body);
+    return true;
   }
 
   /**
-   * Delivers up to `limit` messages. Finding the queue empty ends the batch until the next readable event; so
-   * does the drain policy's limit (mq-drain.ts), assuming the queue empty — the level-triggered watch reports
-   * at once if it is not.
+   * Delivers up to `limit` records: first what is left of the last message received, then from the queue.
+   * Finding the queue empty ends the batch until the next readable event; so does the drain policy's limit of
+   * messages per wake-up (mq-drain.ts), assuming the queue empty — the level-triggered watch reports at once if
+   * it is not.
    */
   read(limit: number, deliver: RecordVisitor): number {
     if (this.failure !== undefined) throw this.failure;
-    const most = Math.min(limit, this.drain.limit());
-    let n = 0;
+    let n = this.deliverRecords(0, limit, deliver);
+    if (n >= limit || this.stopped) return n;
+    const most = this.drain.limit();
+    let received = 0;
     let emptied = false;
-    while (n < most && !this.stopped) {
-      if (!this.receiveOne(this.inq, deliver)) {
+    while (n < limit && received < most && !this.stopped) {
+      if (!this.receive(this.inq)) {
         emptied = true;
         break;
       }
+      received++;
+      n = this.deliverRecords(n, limit, deliver);
+    }
+    if (emptied || received >= most) this.ready = false;
+    this.drain.read(received, emptied);
+    return n;
+  }
+
+  /** Shows records of the last message received until `limit` in all were delivered; returns that count. */
+  private deliverRecords(n: number, limit: number, deliver: RecordVisitor): number {
+    const { records } = this;
+    while (n < limit && !this.stopped && records.more) {
+      records.next(deliver);
       n++;
     }
-    if (emptied || (n >= most && most < limit)) this.ready = false;
-    this.drain.read(n, emptied);
     return n;
   }
 
   get readable(): boolean {
-    return this.ready;
+    return this.ready || this.records.more;
   }
 
   get writable(): boolean {
     return !this.full;
   }
 
-  stop(): void {
+  stop(unsent?: RecordVisitor): void {
     if (this.stopped) return;
     this.stopped = true;
+    // What was accepted goes out now if there is room; what cannot, never will: the caller takes back its lends.
+    try {
+      if (!this.full) this.flush();
+    } catch {
+      // sent nothing: handed back below
+    }
+    if (unsent !== undefined) this.batch.visit(unsent);
+    this.batch.clear();
     for (const q of [this.out, this.inq]) {
       try {
         q.watch(0);
@@ -233,12 +278,13 @@ export class MqTransport implements Transport {
   }
 
   private drainTo(visit: RecordVisitor): void {
-    while (this.receiveOne(this.inq, visit));
+    this.records.visitRest(visit);
+    while (this.receive(this.inq)) this.records.visitRest(visit);
   }
 
   discardOutbound(visit: RecordVisitor): void {
     if (this.closed) return;
-    while (this.receiveOne(this.out, visit));
+    while (this.receive(this.out)) this.records.visitRest(visit);
   }
 
   close(): void {

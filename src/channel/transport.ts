@@ -42,8 +42,12 @@ export interface Transport {
   readonly writable: boolean;
   /** The channel wants messages (again): make sure the next arrival is noticed. Cheap when nothing to do. */
   resume(): void;
-  /** The channel closed: no more reads or writes. Idempotent; never throws. */
-  stop(): void;
+  /**
+   * The channel closed: no more reads or writes. Idempotent; never throws. Records accepted by `write` but held
+   * back (mq's batch of the tick) are sent if they can be; those that cannot are handed to `unsent`, whose lends
+   * the caller takes back.
+   */
+  stop(unsent?: RecordVisitor): void;
   /**
    * Hands every record still waiting for us to `visit`, and any that arrive later (until `close`). May throw
    * ECHANNELCORRUPT (the caller logs it: a close never fails).

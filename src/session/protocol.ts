@@ -7,8 +7,9 @@ import { ShmxError } from '../errors.js';
 /**
  * 2: WELCOME and READY carry each side's wake-up facts (before: a channel-level HELLO after READY).
  * 3: HELLO and WELCOME carry each side's `maxSocketMessage`; a side sends inline up to the smaller of the two.
+ * 4: an mq channel's queue message carries one or more records, each with its body length (channel/mq-wire.ts).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const HEADER_BYTES = 8;
 /** Largest frame accepted while handshaking: HELLO/WELCOME are a few hundred bytes. */
 export const HANDSHAKE_MAX_PAYLOAD = 4096;

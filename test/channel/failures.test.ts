@@ -63,7 +63,8 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('channel failures over %s'
     }, { timeout: 3000, interval: 20 });
   });
 
-  it('corruption from the peer faults only that session; the process and other sessions carry on', async () => {
+  const corruptions = transport === 'mq' ? ['short', 'empty', 'overrun'] : ['bad'];
+  it.each(corruptions)('corruption from the peer (%s) faults only that session; the process and other sessions carry on', async (how) => {
     const t = testUniverse();
     const peer = new Child('channel-peer.ts', [JSON.stringify({ definition: t.definition, serverApp: t.serverApp })]);
     children.push(peer);
@@ -72,7 +73,7 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('channel failures over %s'
     const victim: Session = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const bystander: Session = await ClientSession.connect({ universe, clientApp: t.clientApp, serverApp: t.serverApp });
     const hosed = new Promise<{ code: string; reason: string }>((resolve) => victim.once('hosed', resolve));
-    const bad = await victim.openChannel({ transport, metadata: { mode: 'corrupt' }, mq: SMALL_MQ });
+    const bad = await victim.openChannel({ transport, metadata: { mode: 'corrupt', how }, mq: SMALL_MQ });
     const healthy = await bystander.openChannel({ transport, metadata: { mode: 'echo' }, mq: SMALL_MQ });
     bad.on('message', (m) => m.release());
     const badClosed = new Promise<string>((resolve) => bad.once('close', resolve));

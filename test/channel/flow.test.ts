@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TransportKind } from '../../src/channel/index.js';
+import { MQ_RECORD_HEADER } from '../../src/channel/mq-wire.js';
 import { SOCKET_MESSAGE_COST, SOCKET_WINDOW } from '../../src/channel/socket-transport.js';
 import type { NativeDoorbell } from '../../src/native.js';
 import { sharedPeer } from '../helpers/peer.js';
@@ -25,7 +26,8 @@ const SIZE = 4096;
 /** Most messages of SIZE bytes each transport may have in flight to a receiver that takes none. */
 const BOUND: Record<TransportKind, number> = {
   shm: Math.floor(64 * 1024 / SIZE), // the ring
-  mq: 10, // the kernel queue (mq_maxmsg)
+  // The kernel queue (mq_maxmsg of 8 KiB messages, one record of SIZE each) and the batch that waits for room.
+  mq: (10 + 1) * Math.floor(8192 / (SIZE + MQ_RECORD_HEADER)),
   socket: Math.floor(SOCKET_WINDOW / (SIZE + SOCKET_MESSAGE_COST)) + 1, // the credit window
 };
 

@@ -8,6 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DELIVERY_BATCH } from '../../src/channel/channel.js';
 import { MqDrainPolicy, PROBE_EVERY, SINGLE_AFTER } from '../../src/channel/mq-drain.js';
 import { sharedPeer } from '../helpers/peer.js';
+import type { NativeMessageQueue } from '../../src/native.js';
 import { SMALL_MQ } from '../helpers/small-queues.js';
 
 describe('mq transport events', () => {
@@ -18,7 +19,8 @@ describe('mq transport events', () => {
     const channel = await shared.session.openChannel({ transport: 'mq', mq: SMALL_MQ, metadata: { mode: 'lazy', startAfterMs: 300 } });
     let echoed = 0;
     channel.on('message', () => void echoed++);
-    const n = 200;
+    // 16-byte messages travel 36 to a queue message of SMALL_MQ: 1000 of them need more than its 10.
+    const n = 1000;
     const sends: Array<Promise<void>> = [];
     for (let i = 0; i < n; i++) sends.push(channel.sendAsync(Buffer.alloc(16, i & 0xff)));
     expect(channel.writableLength).toBeGreaterThan(0); // the queue is full: the rest wait for room
@@ -31,6 +33,26 @@ describe('mq transport events', () => {
     await vi.waitFor(() => expect(echoed).toBe(n), { timeout: 5000, interval: 10 });
     channel.close();
   }, 10_000);
+
+  it('the messages of one tick cross in as few queue messages as fit, once the tick is over', async () => {
+    // The peer takes nothing for 2 s (far longer than the steps below, even on a loaded machine); its queue
+    // from us shows what arrived.
+    const channel = await shared.session.openChannel({ transport: 'mq', mq: SMALL_MQ, metadata: { mode: 'lazy', startAfterMs: 2000 } });
+    const out = (channel as unknown as { io: { out: NativeMessageQueue } }).io.out;
+    let echoed = 0;
+    channel.on('message', () => void echoed++);
+    // 30 records of 16 bytes fit one queue message of SMALL_MQ (36 would); 50 need two.
+    for (let i = 0; i < 30; i++) expect(channel.send(Buffer.alloc(16, i))).toBe(true);
+    expect(out.attributes().currentMessages).toBe(0); // held until the tick is over
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(out.attributes().currentMessages).toBe(1);
+    for (let i = 0; i < 50; i++) channel.send(Buffer.alloc(16, i));
+    expect(out.attributes().currentMessages).toBe(2); // the first 36 went when the 37th did not fit
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(out.attributes().currentMessages).toBe(3);
+    await vi.waitFor(() => expect(echoed).toBe(80), { timeout: 5000, interval: 10 });
+    channel.close();
+  });
 
   it('a channel that stops taking messages stops watching its queue; all arrive, in order, once it takes them', async () => {
     // On our first message the peer sends a burst; its queue to us holds 10, the rest wait on its side. One
