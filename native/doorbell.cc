@@ -20,6 +20,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "errors.h"
+#include "io_callback_scope.h"
 #include "modules.h"
 #include "unique_fd.h"
 #include "uv_poll_handle.h"
@@ -165,7 +166,7 @@ class Doorbell : public Napi::ObjectWrap<Doorbell> {
     self->wakeups_++;
     Napi::Env env = self->Env();
     Napi::HandleScope handles(env);
-    Napi::CallbackScope scope(env, *self->async_context_);
+    IoCallbackScope scope(env, self->Value(), *self->async_context_);
     self->on_ring_.Call({});
   }
 

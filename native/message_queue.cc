@@ -16,6 +16,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "errors.h"
+#include "io_callback_scope.h"
 #include "modules.h"
 #include "uv_poll_handle.h"
 
@@ -341,7 +342,7 @@ class MessageQueue : public Napi::ObjectWrap<MessageQueue> {
     Napi::Env env = self->Env();
     Napi::HandleScope handles(env);
     // A callback scope makes promise reactions run when we return, as for any other I/O callback.
-    Napi::CallbackScope scope(env, *self->async_context_);
+    IoCallbackScope scope(env, self->Value(), *self->async_context_);
     self->Ref();  // the watcher may drop its last reference to us (close, GC) while it runs
     if (status < 0) {
       Napi::Error error = ErrnoError(env, -status, "uv_poll", self->name_);
