@@ -376,8 +376,8 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
 
   /**
    * Sends several messages as one batch: on the `shm` transport they are published to the peer together (one
-   * store of the ring's write count) and wake it at most once; on `mq` and `socket` they are sent one by one.
-   * Each is sent as {@link send} would (bytes copied, a Block by handle). Returns how many were sent, from the
+   * store of the ring's write count) and wake it at most once; on `mq` and `socket` the writes of one tick travel
+   * together anyway (in as few queue messages, or one socket write), so a loop of `send` costs the same. Each is sent as {@link send} would (bytes copied, a Block by handle). Returns how many were sent, from the
    * start of `messages`; fewer than all when the channel filled up — then, as when `send` returns false,
    * `'drain'` follows and the rest is yours to send again. Throws (nothing sent) if any element is neither a
    * Uint8Array nor a Block.
@@ -739,11 +739,15 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
       throw new TypeError('data must be a Uint8Array or an arena Block');
     }
     const { tag, body, spilled } = encodeBody(host, data, flags, this.io.maxInline);
-    const sent = this.io.write(tag, requestId, body);
-    // The lend keeps a block alive for the receiver; if nothing was sent, take it back. A spilled copy is ours
-    // to let go of either way (the receiver's borrow keeps it alive).
-    if (!sent) takeBackLend(host, tag, body);
-    spilled?.release();
+    let sent = false;
+    try {
+      sent = this.io.write(tag, requestId, body);
+    } finally {
+      // The lend keeps a block alive for the receiver; if nothing was sent (refused, or the write threw), take it
+      // back. A spilled copy is ours to let go of either way (the receiver's borrow keeps it alive).
+      if (!sent) takeBackLend(host, tag, body);
+      spilled?.release();
+    }
     if (!sent) {
       this.blocked = true;
       return false;

@@ -17,6 +17,8 @@
  * return false until it went out.
  */
 import { createRecordedQueue, removeRecordedQueue } from '../cleanup/ledger.js';
+import { HANDLE_BYTES } from '../arena/handle.js';
+import { ShmxError } from '../errors.js';
 import { MQ_READABLE, MQ_WRITABLE, native, type NativeMessageQueue } from '../native.js';
 import { MqDrainPolicy } from './mq-drain.js';
 import { MQ_RECORD_HEADER, MqBatch, MqRecords } from './mq-wire.js';
@@ -26,8 +28,22 @@ import type { RecordVisitor, Transport } from './transport.js';
 export interface MqChannelOptions {
   /** mq_maxmsg (default 10, the usual fs.mqueue.msg_max). */
   maxMessages?: number;
-  /** mq_msgsize (default 8192, the usual fs.mqueue.msgsize_max). */
+  /** mq_msgsize (default 8192, the usual fs.mqueue.msgsize_max; at least {@link MQ_MIN_MESSAGE_SIZE}). */
   messageSize?: number;
+}
+
+/** Smallest queue message size of an mq channel: one record carrying an arena handle (a spilled payload, a block). */
+export const MQ_MIN_MESSAGE_SIZE = MQ_RECORD_HEADER + HANDLE_BYTES;
+
+/** Checks an opener's queue attributes before any system call (the kernel's own limits are the addon's to check). */
+export function checkMqOptions(options: unknown): MqChannelOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw new TypeError('mq must be an object');
+  const { messageSize } = options as MqChannelOptions;
+  if (messageSize !== undefined && !(Number.isInteger(messageSize) && messageSize >= MQ_MIN_MESSAGE_SIZE)) {
+    throw new RangeError(`mq.messageSize must be an integer of at least ${MQ_MIN_MESSAGE_SIZE} (a record carrying an arena handle), got ${String(messageSize)}`);
+  }
+  return options as MqChannelOptions;
 }
 
 /** The two queue names of a channel: opener → accepter first. */
@@ -69,6 +85,11 @@ export class MqTransport implements Transport {
     private readonly onIncoming: () => void,
     private readonly onWritable: () => void,
   ) {
+    // The peer made the queues (when it opened the channel): too small for a handle, nothing large could be sent.
+    const smallest = Math.min(out.attributes().messageSize, inq.attributes().messageSize);
+    if (smallest < MQ_MIN_MESSAGE_SIZE) {
+      throw new ShmxError('EINVAL', `mq channel queues of ${smallest}-byte messages: at least ${MQ_MIN_MESSAGE_SIZE} needed`);
+    }
     this.maxInline = out.attributes().messageSize - MQ_RECORD_HEADER;
     // Not from Buffer's pool: the kernel writes into it, and it lives as long as the channel. Both queues'
     // sizes: the peer made them (when it opened the channel) and might have made them differ.
@@ -151,7 +172,8 @@ export class MqTransport implements Transport {
     try {
       if (!this.flush()) return; // full again: watching
     } catch (err) {
-      this.sendFailure = err as Error;
+      this.failSend(err as Error);
+      return;
     }
     this.onWritable();
   };
@@ -176,9 +198,21 @@ export class MqTransport implements Transport {
     try {
       this.flush();
     } catch (err) {
-      this.sendFailure = err as Error;
+      this.failSend(err as Error);
     }
   };
+
+  /**
+   * A batch the channel counted as sent could not be (not for want of room): the channel must not carry on as if
+   * it had been. The next write throws it, and so does the next read, which the delivery loop asks for now —
+   * faulting the session, as a failed inbound watch does.
+   */
+  private failSend(err: Error): void {
+    this.sendFailure = err;
+    this.failure ??= err;
+    this.ready = true;
+    this.onIncoming();
+  }
 
   private setWatch(on: boolean): void {
     if (on === this.watching) return;
@@ -251,7 +285,7 @@ export class MqTransport implements Transport {
     this.stopped = true;
     // What was accepted goes out now if there is room; what cannot, never will: the caller takes back its lends.
     try {
-      if (!this.full) this.flush();
+      this.flush(); // even after it found the queue full: the reader may have made room since
     } catch {
       // sent nothing: handed back below
     }

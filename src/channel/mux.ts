@@ -12,7 +12,7 @@ import { Channel, type ChannelLink, type CloseHow } from './channel.js';
 import { DeliveryLoop } from './delivery-loop.js';
 import { discardUnread } from './discard.js';
 import type { ChannelHost, SessionChild } from './host.js';
-import type { MqChannelOptions } from './mq-transport.js';
+import { checkMqOptions, type MqChannelOptions } from './mq-transport.js';
 import { checkRingCapacity } from './ring.js';
 import type { ChannelSettings, OpenChannelOptions } from './settings.js';
 import { isSocketOp, SocketChannels } from './socket-wire.js';
@@ -183,7 +183,7 @@ export class ChannelMux implements ChannelLink {
       this.assertOpen();
       this.host.checkChannelQuota?.(this.channelCounts()); // quota: the opener checks first
       p = { id: 0, kind, capacity, metadata: JSON.parse(metadata), init, spin: options.spin === true, messageViews: options.messageViews === true, timeoutMs,
-        mq: options.mq ?? {} };
+        mq: checkMqOptions(options.mq) };
     } catch (err) {
       return Promise.reject(err);
     }

@@ -7,6 +7,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { DELIVERY_BATCH } from '../../src/channel/channel.js';
 import { MqDrainPolicy, PROBE_EVERY, SINGLE_AFTER } from '../../src/channel/mq-drain.js';
+import { MQ_RECORD_HEADER } from '../../src/channel/mq-wire.js';
+import { MQ_MIN_MESSAGE_SIZE, MqTransport } from '../../src/channel/mq-transport.js';
+import { HANDLE_BYTES } from '../../src/arena/handle.js';
+import { native } from '../../src/native.js';
+import { readdirSync } from 'node:fs';
 import { sharedPeer } from '../helpers/peer.js';
 import type { NativeMessageQueue } from '../../src/native.js';
 import { SMALL_MQ } from '../helpers/small-queues.js';
@@ -54,11 +59,40 @@ describe('mq transport events', () => {
     channel.close();
   });
 
+  it(`queues too small for a record carrying a handle (under ${MQ_MIN_MESSAGE_SIZE} bytes) are refused before any system call`, async () => {
+    const { session } = shared;
+    // Queues this process made (the opener's names carry its pid); other test files make their own meanwhile.
+    const queues = () => readdirSync('/dev/mqueue').filter((n) => n.includes(`.${process.pid}.`));
+    const before = queues();
+    await expect(session.openChannel({ transport: 'mq', mq: { messageSize: MQ_MIN_MESSAGE_SIZE - 1 } }))
+      .rejects.toThrow(expect.objectContaining({ name: 'RangeError', message: expect.stringContaining('mq.messageSize') }));
+    expect(queues().filter((n) => !before.includes(n))).toEqual([]);
+    // The smallest allowed: anything larger than one handle's room goes by handle, and comes back.
+    const channel = await session.openChannel({ transport: 'mq', mq: { maxMessages: 4, messageSize: MQ_MIN_MESSAGE_SIZE }, metadata: { mode: 'echo' } });
+    expect(channel.maxReserve).toBe(HANDLE_BYTES);
+    const reply = await channel.request(Buffer.alloc(100, 7), { timeout: 5000 });
+    expect(Buffer.from(reply.bytes)).toEqual(Buffer.alloc(100, 7));
+    reply.release();
+    channel.close();
+  });
+
+  it('an accepter refuses queues made too small by the opener (it could not send a handle on them)', () => {
+    const names = [`shmx.test.rvsmall.${process.pid}.a`, `shmx.test.rvsmall.${process.pid}.b`] as [string, string];
+    const made = names.map((n) => native.mqOpen(n, { create: true, maxMessages: 1, messageSize: MQ_MIN_MESSAGE_SIZE - 4 }));
+    try {
+      expect(() => MqTransport.open(names, () => {}, () => {})).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    } finally {
+      for (const q of made) q.close();
+      for (const n of names) native.mqUnlink(n);
+    }
+  });
+
   it('a channel that stops taking messages stops watching its queue; all arrive, in order, once it takes them', async () => {
-    // On our first message the peer sends a burst; its queue to us holds 10, the rest wait on its side. One
-    // delivery batch may still be read after the listener leaves (it waits in the channel): the burst is larger,
-    // so messages are left waiting in the queue whatever the timing.
-    const count = DELIVERY_BATCH + 100;
+    // On our first message the peer sends a burst of 1-byte messages, 78 to a queue message of SMALL_MQ; its
+    // queue to us holds 10 of those, the rest wait on its side. One delivery batch may still be read after the
+    // listener leaves (it waits in the channel): the burst is larger than both together, so messages are left
+    // waiting in the queue whatever the timing.
+    const count = DELIVERY_BATCH + 10 * Math.floor(SMALL_MQ.messageSize! / (MQ_RECORD_HEADER + 1)) + 100;
     const channel = await shared.session.openChannel({ transport: 'mq', mq: SMALL_MQ, metadata: { mode: 'burst', count } });
     const io = (channel as unknown as { io: { watching: boolean } }).io;
     const got: number[] = [];

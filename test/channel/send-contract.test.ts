@@ -112,6 +112,29 @@ describe.each<TransportKind>(['shm', 'mq', 'socket'])('send over %s', (transport
     channel.close();
   }, 60_000);
 
+  it('a send whose transport write throws takes back its lend and its spilled copy', async () => {
+    const channel = await open(transport, 'verify');
+    const arena = session.sessionArena;
+    const before = arena.stats();
+    const io = (channel as unknown as { io: { write: (...args: unknown[]) => boolean } }).io;
+    const write = io.write;
+    io.write = () => {
+      throw new Error('write failed');
+    };
+    try {
+      const block = arena.alloc(256);
+      expect(thrown(() => channel.trySend(block))).toEqual(expect.objectContaining({ message: 'write failed' }));
+      block.release();
+      // A payload over the inline limit, copied into the session arena first.
+      expect(thrown(() => channel.trySend(Buffer.alloc(channel.maxReserve + 1)))).toEqual(expect.objectContaining({ message: 'write failed' }));
+    } finally {
+      io.write = write;
+    }
+    const after = arena.stats();
+    expect([after.liveBlocks, after.inflightLends]).toEqual([before.liveBlocks, before.inflightLends]);
+    channel.close();
+  });
+
   it('replies follow the same contract: a peer that ignores reply() === false loses none of 20 000', async () => {
     const channel = await open(transport, 'reply-all');
     // Bursts of 400 requests in flight (what this side's queue limit allows): the peer's replies outrun its
