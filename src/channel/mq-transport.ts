@@ -28,7 +28,7 @@ import type { RecordVisitor, Transport } from './transport.js';
 export interface MqChannelOptions {
   /** mq_maxmsg (default 10, the usual fs.mqueue.msg_max). */
   maxMessages?: number;
-  /** mq_msgsize (default 8192, the usual fs.mqueue.msgsize_max; at least {@link MQ_MIN_MESSAGE_SIZE}). */
+  /** mq_msgsize (default 8192, the usual fs.mqueue.msgsize_max; at least 44: a record carrying an arena handle). */
   messageSize?: number;
 }
 
