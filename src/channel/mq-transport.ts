@@ -77,6 +77,8 @@ export class MqTransport implements Transport {
   /** Where outgoing records are put together: mq_send copies them into the kernel before it returns. Not the
    *  receive scratch, which a listener with message views may still be reading when it replies. */
   private readonly batch: MqBatch;
+  /** Messages each queue holds (mq_maxmsg): how many one discard takes at most. */
+  private readonly capacity: { in: number; out: number };
 
   private constructor(
     private readonly out: NativeMessageQueue,
@@ -91,6 +93,7 @@ export class MqTransport implements Transport {
       throw new ShmxError('EINVAL', `mq channel queues of ${smallest}-byte messages: at least ${MQ_MIN_MESSAGE_SIZE} needed`);
     }
     this.maxInline = out.attributes().messageSize - MQ_RECORD_HEADER;
+    this.capacity = { in: inq.attributes().maxMessages, out: out.attributes().maxMessages };
     // Not from Buffer's pool: the kernel writes into it, and it lives as long as the channel. Both queues'
     // sizes: the peer made them (when it opened the channel) and might have made them differ.
     this.scratch = Buffer.allocUnsafeSlow(Math.max(inq.attributes().messageSize, out.attributes().messageSize));
@@ -311,14 +314,19 @@ export class MqTransport implements Transport {
     this.inq.watch(MQ_READABLE, this.onInbound);
   }
 
+  /**
+   * Hands over what waits, up to one queue's worth: a peer that refills the queue as fast as we empty it must not
+   * keep this loop (and the event loop) busy for ever — the level-triggered watch brings the rest a turn later.
+   */
   private drainTo(visit: RecordVisitor): void {
     this.records.visitRest(visit);
-    while (this.receive(this.inq)) this.records.visitRest(visit);
+    for (let n = 0; n < this.capacity.in && this.receive(this.inq); n++) this.records.visitRest(visit);
   }
 
+  /** Up to one queue's worth: what we sent fits in it, and anything more is the peer writing into it. */
   discardOutbound(visit: RecordVisitor): void {
     if (this.closed) return;
-    while (this.receive(this.out)) this.records.visitRest(visit);
+    for (let n = 0; n < this.capacity.out && this.receive(this.out); n++) this.records.visitRest(visit);
   }
 
   close(): void {

@@ -87,6 +87,33 @@ describe('mq transport events', () => {
     }
   });
 
+  it('a discard takes at most one queue of messages at a time: a peer refilling as fast as we read cannot hold the event loop', () => {
+    const names = [`shmx.test.rvrefill.${process.pid}.a`, `shmx.test.rvrefill.${process.pid}.b`] as [string, string];
+    const made = names.map((n) => native.mqOpen(n, { create: true, maxMessages: 4, messageSize: 64 }));
+    const message = Buffer.alloc(MQ_RECORD_HEADER + 1);
+    message.writeUInt32LE(1, 0); // an inline record of one byte
+    message.writeUInt32LE(1, 8);
+    const transport = MqTransport.open(names, () => {}, () => {}); // reads names[0], writes names[1]
+    try {
+      for (const [i, queue] of made.entries()) {
+        for (let k = 0; k < 4; k++) queue.send(message);
+        // The "peer": every record we are shown, it puts another one in the queue.
+        let seen = 0;
+        const refill = () => {
+          seen++;
+          queue.send(message);
+        };
+        if (i === 0) transport.discardInbound(refill);
+        else transport.discardOutbound(refill);
+        expect(seen).toBe(4);
+      }
+    } finally {
+      transport.close();
+      for (const q of made) q.close();
+      for (const n of names) native.mqUnlink(n);
+    }
+  });
+
   it('a channel that stops taking messages stops watching its queue; all arrive, in order, once it takes them', async () => {
     // On our first message the peer sends a burst of 1-byte messages, 78 to a queue message of SMALL_MQ; its
     // queue to us holds 10 of those, the rest wait on its side. One delivery batch may still be read after the
