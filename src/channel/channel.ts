@@ -377,8 +377,9 @@ export class Channel extends EventEmitter<ChannelEvents> implements SessionChild
   /**
    * Sends several messages as one batch: on the `shm` transport they are published to the peer together (one
    * store of the ring's write count) and wake it at most once; on `mq` and `socket` the writes of one tick travel
-   * together anyway (in as few queue messages, or one socket write), so a loop of `send` costs the same. Each is sent as {@link send} would (bytes copied, a Block by handle). Returns how many were sent, from the
-   * start of `messages`; fewer than all when the channel filled up — then, as when `send` returns false,
+   * together anyway (in as few queue messages, or one socket write), so a loop of `send` costs the same. Each is
+   * sent as {@link send} would (bytes copied, a Block by handle). Returns how many were sent, from the start of
+   * `messages`; fewer than all when the channel filled up — then, as when `send` returns false,
    * `'drain'` follows and the rest is yours to send again. Throws (nothing sent) if any element is neither a
    * Uint8Array nor a Block.
    */

@@ -87,18 +87,20 @@ export class MqTransport implements Transport {
     private readonly onIncoming: () => void,
     private readonly onWritable: () => void,
   ) {
+    const sent = out.attributes();
+    const received = inq.attributes();
     // The peer made the queues (when it opened the channel): too small for a handle, nothing large could be sent.
-    const smallest = Math.min(out.attributes().messageSize, inq.attributes().messageSize);
+    const smallest = Math.min(sent.messageSize, received.messageSize);
     if (smallest < MQ_MIN_MESSAGE_SIZE) {
       throw new ShmxError('EINVAL', `mq channel queues of ${smallest}-byte messages: at least ${MQ_MIN_MESSAGE_SIZE} needed`);
     }
-    this.maxInline = out.attributes().messageSize - MQ_RECORD_HEADER;
-    this.capacity = { in: inq.attributes().maxMessages, out: out.attributes().maxMessages };
+    this.maxInline = sent.messageSize - MQ_RECORD_HEADER;
+    this.capacity = { in: received.maxMessages, out: sent.maxMessages };
     // Not from Buffer's pool: the kernel writes into it, and it lives as long as the channel. Both queues'
     // sizes: the peer made them (when it opened the channel) and might have made them differ.
-    this.scratch = Buffer.allocUnsafeSlow(Math.max(inq.attributes().messageSize, out.attributes().messageSize));
+    this.scratch = Buffer.allocUnsafeSlow(Math.max(received.messageSize, sent.messageSize));
     this.records = new MqRecords(this.scratch);
-    this.batch = new MqBatch(Buffer.allocUnsafeSlow(out.attributes().messageSize));
+    this.batch = new MqBatch(Buffer.allocUnsafeSlow(sent.messageSize));
   }
 
   /** Receives one message of `q` into the scratch buffer, for {@link records}: false when the queue is empty. */

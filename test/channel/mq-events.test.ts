@@ -11,6 +11,7 @@ import { MQ_RECORD_HEADER } from '../../src/channel/mq-wire.js';
 import { MQ_MIN_MESSAGE_SIZE, MqTransport } from '../../src/channel/mq-transport.js';
 import { HANDLE_BYTES } from '../../src/arena/handle.js';
 import { native } from '../../src/native.js';
+import { uniqueObjectName } from '../helpers/names.js';
 import { readdirSync } from 'node:fs';
 import { sharedPeer } from '../helpers/peer.js';
 import type { NativeMessageQueue } from '../../src/native.js';
@@ -77,7 +78,7 @@ describe('mq transport events', () => {
   });
 
   it('an accepter refuses queues made too small by the opener (it could not send a handle on them)', () => {
-    const names = [`shmx.test.rvsmall.${process.pid}.a`, `shmx.test.rvsmall.${process.pid}.b`] as [string, string];
+    const names = [uniqueObjectName('small'), uniqueObjectName('small')] as [string, string]; // this run's: the leak gate knows them
     const made = names.map((n) => native.mqOpen(n, { create: true, maxMessages: 1, messageSize: MQ_MIN_MESSAGE_SIZE - 4 }));
     try {
       expect(() => MqTransport.open(names, () => {}, () => {})).toThrow(expect.objectContaining({ code: 'EINVAL' }));
@@ -88,7 +89,7 @@ describe('mq transport events', () => {
   });
 
   it('a discard takes at most one queue of messages at a time: a peer refilling as fast as we read cannot hold the event loop', () => {
-    const names = [`shmx.test.rvrefill.${process.pid}.a`, `shmx.test.rvrefill.${process.pid}.b`] as [string, string];
+    const names = [uniqueObjectName('refill'), uniqueObjectName('refill')] as [string, string]; // this run's: the leak gate knows them
     const made = names.map((n) => native.mqOpen(n, { create: true, maxMessages: 4, messageSize: 64 }));
     const message = Buffer.alloc(MQ_RECORD_HEADER + 1);
     message.writeUInt32LE(1, 0); // an inline record of one byte
